@@ -1,0 +1,31 @@
+//! Playback-token mint and verify: the per-request cost of the token gate.
+//!
+//! Run: `cargo bench -p streamgate-auth --bench playback_token`
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use streamgate_auth::playback::{Grant, KeySet};
+
+fn bench(c: &mut Criterion) {
+    let keys = KeySet::new(
+        vec![("k0".into(), vec![1u8; 32]), ("k1".into(), vec![2u8; 32])],
+        "k1",
+    )
+    .unwrap();
+    let grant = Grant {
+        content_id: "0123456789abcdefghij",
+        subject: "eip155:1:0x52908400098527886E0F7030069857D2E4169EE7",
+        expires_at: 4_000_000_000,
+        client_ip: None,
+    };
+    let token = keys.mint(&grant);
+    c.bench_function("playback_token/mint", |b| b.iter(|| keys.mint(black_box(&grant))));
+    c.bench_function("playback_token/verify", |b| {
+        b.iter(|| {
+            keys.verify(black_box(&token), black_box(grant.content_id), None, 1_900_000_000)
+                .unwrap()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,87 @@
+//! Typed configuration for every StreamGate service, and the wire contract they share.
+//!
+//! Each service reads one TOML file (`proxy.toml`, `origin.toml`, `transcoder.toml`), overridden
+//! by `STREAMGATE__SECTION__KEY` environment variables, with secrets named by reference
+//! (`{ env = "VAR" }` or `{ file = "path" }`). Loading is one chain: read → override → parse
+//! (unknown keys are errors) → validate → resolve secrets. Every error names the key and, where
+//! it is not a secret, the bad value.
+//!
+//! # Layout
+//! - [`load_proxy`], [`load_origin`], [`load_transcoder`]: the entry points.
+//! - `proxy`, `origin`, `transcoder`: the file shapes (serde) and the validated configs.
+//! - `common`: sections several services share (`[s3]`, `[redis]`, `[log]`).
+//! - [`contract`]: storage layout, Redis stream names, job and event messages.
+//!
+//! Sample files live in `config/assets/`; the tests load each of them.
+
+mod common;
+pub mod contract;
+mod env;
+mod error;
+mod origin;
+mod proxy;
+mod secret;
+mod transcoder;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
+pub use env::{ENV_PREFIX, Env, ProcessEnv};
+pub use error::ConfigError;
+pub use origin::{
+    OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART,
+    UploadsConfig,
+};
+pub use proxy::{
+    ProxyConfig, ProxyFile, ProxyServer, TokenKeySection, TokensConfig, TokensSection, Upstream,
+};
+pub use secret::{Secret, SecretRef};
+pub use transcoder::{
+    FfmpegConfig, MetricsConfig, Rung, TranscoderConfig, TranscoderFile, WorkerConfig,
+    default_ladder,
+};
+
+/// Loads and validates `proxy.toml`.
+pub fn load_proxy(path: &Path, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
+    parse_file::<ProxyFile>(path, env)?.resolve(env)
+}
+
+/// Loads and validates `origin.toml`.
+pub fn load_origin(path: &Path, env: &dyn Env) -> Result<OriginConfig, ConfigError> {
+    parse_file::<OriginFile>(path, env)?.resolve(env)
+}
+
+/// Loads and validates `transcoder.toml`.
+pub fn load_transcoder(path: &Path, env: &dyn Env) -> Result<TranscoderConfig, ConfigError> {
+    parse_file::<TranscoderFile>(path, env)?.resolve(env)
+}
+
+/// Reads `path`, applies environment overrides and deserializes it, reporting the key path of
+/// any type error or unknown key.
+fn parse_file<T: DeserializeOwned>(path: &Path, env: &dyn Env) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_str(&text, path, env)
+}
+
+fn parse_str<T: DeserializeOwned>(text: &str, path: &Path, env: &dyn Env) -> Result<T, ConfigError> {
+    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
+        path: path.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    })?;
+    env::apply_overrides(&mut table, env)?;
+    serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.path().to_string();
+        ConfigError::Shape {
+            key: if key == "." { "(top level)".into() } else { key },
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests;

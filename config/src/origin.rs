@@ -1,0 +1,180 @@
+//! `origin.toml`: the origin API.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::Deserialize;
+
+use crate::{
+    ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section,
+    common::{bytesize, duration, positive},
+};
+
+/// S3's smallest part size for every part but the last.
+pub const S3_MIN_PART: u64 = 5 << 20;
+/// S3's largest part size.
+pub const S3_MAX_PART: u64 = 5 << 30;
+/// S3's largest number of parts in one multipart upload.
+pub const S3_MAX_PARTS: u64 = 10_000;
+
+/// The file as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OriginFile {
+    /// `[server]`.
+    pub server: OriginServer,
+    /// `[s3]`.
+    pub s3: S3Section,
+    /// `[redis]`.
+    pub redis: RedisConfig,
+    /// `[uploads]`.
+    #[serde(default)]
+    pub uploads: UploadsConfig,
+    /// `[probe]`.
+    #[serde(default)]
+    pub probe: ProbeConfig,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]` of origin.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OriginServer {
+    /// Listener (API, `/v/…` for edges, `/metrics`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Base URL clients reach this origin at; upload URLs are built on it.
+    #[serde(default = "default_public_url")]
+    pub public_url: String,
+    /// Largest accepted JSON body.
+    #[serde(default = "default_json_limit", with = "bytesize")]
+    pub max_json_body: u64,
+}
+
+/// `[uploads]`: tus uploads streamed into S3 multipart uploads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct UploadsConfig {
+    /// Largest accepted upload (`Tus-Max-Size`).
+    #[serde(default = "default_max_size", with = "bytesize")]
+    pub max_size: u64,
+    /// S3 part size; each upload in progress buffers at most this much memory.
+    #[serde(default = "default_part_size", with = "bytesize")]
+    pub part_size: u64,
+    /// How long an unfinished upload may sit idle before it expires.
+    #[serde(default = "default_expiry", with = "duration")]
+    pub expiry: Duration,
+}
+
+/// `[probe]`: ffprobe on finished uploads.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProbeConfig {
+    /// ffprobe binary.
+    #[serde(default = "default_ffprobe")]
+    pub ffprobe: String,
+    /// Time allowed for one probe.
+    #[serde(default = "default_probe_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+/// Origin's validated configuration.
+#[derive(Debug, Clone)]
+pub struct OriginConfig {
+    /// `[server]`.
+    pub server: OriginServer,
+    /// `[s3]`, secrets resolved.
+    pub s3: S3Config,
+    /// `[redis]`.
+    pub redis: RedisConfig,
+    /// `[uploads]`.
+    pub uploads: UploadsConfig,
+    /// `[probe]`.
+    pub probe: ProbeConfig,
+    /// `[log]`.
+    pub log: LogConfig,
+}
+
+impl OriginFile {
+    pub(crate) fn resolve(self, env: &dyn Env) -> Result<OriginConfig, ConfigError> {
+        let url = &self.server.public_url;
+        if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
+            return Err(ConfigError::invalid(
+                "server.public-url",
+                format!("{url:?}"),
+                "must be an http(s) URL without a trailing slash",
+            ));
+        }
+        self.redis.validate()?;
+        let u = &self.uploads;
+        if !(S3_MIN_PART..=S3_MAX_PART).contains(&u.part_size) {
+            return Err(ConfigError::invalid(
+                "uploads.part-size",
+                u.part_size,
+                "must be between 5 MiB and 5 GiB (S3 multipart limits)",
+            ));
+        }
+        if u.max_size == 0 || u.max_size > u.part_size.saturating_mul(S3_MAX_PARTS) {
+            return Err(ConfigError::invalid(
+                "uploads.max-size",
+                u.max_size,
+                "must be positive and at most part-size x 10000 (S3's part count limit)",
+            ));
+        }
+        positive("uploads.expiry", u.expiry)?;
+        positive("probe.timeout", self.probe.timeout)?;
+        Ok(OriginConfig {
+            s3: self.s3.resolve(env)?,
+            server: self.server,
+            redis: self.redis,
+            uploads: self.uploads,
+            probe: self.probe,
+            log: self.log,
+        })
+    }
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        Self {
+            max_size: default_max_size(),
+            part_size: default_part_size(),
+            expiry: default_expiry(),
+        }
+    }
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            ffprobe: default_ffprobe(),
+            timeout: default_probe_timeout(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+fn default_public_url() -> String {
+    "http://127.0.0.1:8081".into()
+}
+fn default_json_limit() -> u64 {
+    64 << 10
+}
+fn default_max_size() -> u64 {
+    20 << 30
+}
+fn default_part_size() -> u64 {
+    8 << 20
+}
+fn default_expiry() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_ffprobe() -> String {
+    "ffprobe".into()
+}
+fn default_probe_timeout() -> Duration {
+    Duration::from_secs(60)
+}

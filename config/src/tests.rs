@@ -1,0 +1,145 @@
+//! Loads every sample file in `assets/` and checks that bad values are reported by key.
+
+use std::{collections::HashMap, path::PathBuf, time::Duration};
+
+use super::*;
+
+fn asset(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
+}
+
+fn env() -> HashMap<String, String> {
+    [
+        ("STREAMGATE_TOKEN_KEY_K1".to_owned(), "ab".repeat(32)),
+        ("STREAMGATE_S3_ACCESS_KEY".to_owned(), "ak".to_owned()),
+        ("STREAMGATE_S3_SECRET_KEY".to_owned(), "sk".to_owned()),
+    ]
+    .into()
+}
+
+fn with(extra: &[(&str, &str)]) -> HashMap<String, String> {
+    let mut e = env();
+    for (k, v) in extra {
+        e.insert((*k).to_owned(), (*v).to_owned());
+    }
+    e
+}
+
+#[test]
+fn sample_proxy_config_loads() {
+    let c = load_proxy(&asset("proxy.toml"), &env()).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.metrics_listen.to_string(), "127.0.0.1:9180");
+    assert_eq!(c.upstream.origin, "127.0.0.1:8081");
+    assert_eq!(c.tokens.signing_key, "k1");
+    assert_eq!(c.tokens.default_ttl, Duration::from_secs(3600));
+    assert_eq!(c.tokens.keys.len(), 1);
+    assert_eq!(c.tokens.keys[0].1.expose(), "ab".repeat(32));
+}
+
+#[test]
+fn sample_origin_config_loads() {
+    let c = load_origin(&asset("origin.toml"), &env()).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(c.s3.bucket, "streamgate");
+    assert_eq!(c.s3.secret_key.expose(), "sk");
+    assert_eq!(c.uploads.part_size, 8 << 20);
+    assert_eq!(c.uploads.max_size, 20 << 30);
+    assert_eq!(c.redis.url, "redis://127.0.0.1:16379");
+}
+
+#[test]
+fn sample_transcoder_config_loads() {
+    let c = load_transcoder(&asset("transcoder.toml"), &env()).unwrap();
+    assert_eq!(c.ladder, default_ladder());
+    assert_eq!(c.ffmpeg.segment_seconds, 4);
+    assert_eq!(c.worker.max_attempts, 3);
+    assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9181");
+}
+
+#[test]
+fn env_overrides_win_over_the_file() {
+    let e = with(&[
+        ("STREAMGATE__SERVER__LISTEN", "127.0.0.1:18080"),
+        ("STREAMGATE__TOKENS__DEFAULT_TTL", "30m"),
+    ]);
+    let c = load_proxy(&asset("proxy.toml"), &e).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:18080");
+    assert_eq!(c.tokens.default_ttl, Duration::from_secs(1800));
+}
+
+fn err_proxy(extra: &[(&str, &str)]) -> String {
+    load_proxy(&asset("proxy.toml"), &with(extra)).unwrap_err().to_string()
+}
+
+#[test]
+fn errors_name_the_key_and_the_value() {
+    let e = err_proxy(&[("STREAMGATE__SERVER__THREADS", "0")]);
+    assert!(e.contains("server.threads") && e.contains('0'), "{e}");
+
+    let e = err_proxy(&[("STREAMGATE__TOKENS__SIGNING_KEY", "k9")]);
+    assert!(e.contains("tokens.signing-key") && e.contains("k9"), "{e}");
+
+    let e = err_proxy(&[("STREAMGATE__UPSTREAM__ORIGIN", "nowhere")]);
+    assert!(e.contains("upstream.origin") && e.contains("nowhere"), "{e}");
+
+    let e = err_proxy(&[("STREAMGATE__SERVER__LISTEN", "not-an-address")]);
+    assert!(e.contains("server.listen"), "{e}");
+
+    let e = err_proxy(&[("STREAMGATE__UPSTREAM__READ_TIMEOUT", "forever")]);
+    assert!(e.contains("upstream.read-timeout") && e.contains("forever"), "{e}");
+
+    let e = err_proxy(&[("STREAMGATE__SERVER__BOGUS", "1")]);
+    assert!(e.contains("bogus"), "{e}");
+}
+
+#[test]
+fn short_or_missing_token_keys_are_rejected_without_echoing_them() {
+    let e = err_proxy(&[("STREAMGATE_TOKEN_KEY_K1", "abcd")]);
+    assert!(e.contains("tokens.keys[0].secret") && !e.contains("abcd"), "{e}");
+    let mut env = env();
+    env.remove("STREAMGATE_TOKEN_KEY_K1");
+    let e = load_proxy(&asset("proxy.toml"), &env).unwrap_err().to_string();
+    assert!(e.contains("STREAMGATE_TOKEN_KEY_K1") && e.contains("not set"), "{e}");
+}
+
+#[test]
+fn origin_part_size_must_fit_s3() {
+    let e = load_origin(
+        &asset("origin.toml"),
+        &with(&[("STREAMGATE__UPLOADS__PART_SIZE", "1MiB")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("uploads.part-size") && e.contains("1048576"), "{e}");
+    let e = load_origin(&asset("origin.toml"), &with(&[("STREAMGATE__S3__BUCKET", "Bad_Bucket")]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("s3.bucket") && e.contains("Bad_Bucket"), "{e}");
+}
+
+#[test]
+fn transcoder_ladder_and_worker_are_checked() {
+    let e = load_transcoder(
+        &asset("transcoder.toml"),
+        &with(&[("STREAMGATE__FFMPEG__PRESET", "warp")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("ffmpeg.preset") && e.contains("warp"), "{e}");
+    let e = load_transcoder(
+        &asset("transcoder.toml"),
+        &with(&[("STREAMGATE__WORKER__HEARTBEAT", "50s")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("worker.heartbeat"), "{e}");
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    let e = parse_str::<ProxyFile>("[server\n", std::path::Path::new("x.toml"), &env())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.toml") && e.contains("TOML"), "{e}");
+}
