@@ -2,7 +2,11 @@
 //!
 //! Run: `cargo bench -p streamgate-auth --bench playback_token`
 
-use criterion::{Criterion, black_box, criterion_group, criterion_main};
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
 use streamgate_auth::playback::{Grant, KeySet};
 
 fn bench(c: &mut Criterion) {
@@ -18,11 +22,18 @@ fn bench(c: &mut Criterion) {
         client_ip: None,
     };
     let token = keys.mint(&grant);
-    c.bench_function("playback_token/mint", |b| b.iter(|| keys.mint(black_box(&grant))));
+    c.bench_function("playback_token/mint", |b| {
+        b.iter(|| keys.mint(black_box(&grant)))
+    });
     c.bench_function("playback_token/verify", |b| {
         b.iter(|| {
-            keys.verify(black_box(&token), black_box(grant.content_id), None, 1_900_000_000)
-                .unwrap()
+            keys.verify(
+                black_box(&token),
+                black_box(grant.content_id),
+                None,
+                1_900_000_000,
+            )
+            .unwrap()
         })
     });
 }

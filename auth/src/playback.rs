@@ -209,7 +209,9 @@ impl KeySet {
         for (id, bytes) in keys {
             if id.is_empty()
                 || id.len() > MAX_KID
-                || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(KeySetError::BadKeyId(id));
             }

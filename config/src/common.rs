@@ -65,9 +65,9 @@ impl S3Section {
                 "must be 1-63 characters of a-z, 0-9, '-' and '.'",
             ));
         }
-        if !self.endpoint.is_empty()
-            && !(self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://"))
-        {
+        let scheme_ok =
+            self.endpoint.starts_with("http://") || self.endpoint.starts_with("https://");
+        if !self.endpoint.is_empty() && !scheme_ok {
             return Err(ConfigError::invalid(
                 "s3.endpoint",
                 format!("{:?}", self.endpoint),
@@ -122,7 +122,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -131,6 +131,34 @@ pub struct LogConfig {
     /// Default filter when `RUST_LOG` is not set (`info`, `streamgate_proxy=debug`, …).
     #[serde(default = "default_log_filter")]
     pub filter: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            filter: default_log_filter(),
+        }
+    }
+}
+
+impl LogConfig {
+    /// Checks that `filter` is a valid tracing filter.
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        tracing_subscriber::EnvFilter::try_new(&self.filter)
+            .map(|_| ())
+            .map_err(|e| {
+                ConfigError::invalid("log.filter", format!("{:?}", self.filter), e.to_string())
+            })
+    }
+
+    /// The tracing filter to use: `RUST_LOG` when it is set and not blank, else `filter`.
+    /// (An empty `RUST_LOG` would otherwise silence everything below `error`.)
+    pub fn effective_filter(&self, env: &dyn Env) -> String {
+        env.var("RUST_LOG")
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| self.filter.clone())
+    }
 }
 
 pub(crate) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
@@ -191,9 +219,7 @@ pub mod bytesize {
     /// Parses `"8MiB"` and friends.
     pub fn parse(s: &str) -> Option<u64> {
         let s = s.trim();
-        let split = s
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(s.len());
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (num, unit) = s.split_at(split);
         let n: u64 = num.parse().ok()?;
         let mult: u64 = match unit.trim() {

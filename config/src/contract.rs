@@ -184,7 +184,10 @@ mod tests {
             error: "no video stream".into(),
         };
         let j = serde_json::to_string(&e).unwrap();
-        assert_eq!(j, r#"{"type":"failed","content_id":"c1","error":"no video stream"}"#);
+        assert_eq!(
+            j,
+            r#"{"type":"failed","content_id":"c1","error":"no video stream"}"#
+        );
         assert_eq!(serde_json::from_str::<Event>(&j).unwrap(), e);
     }
 }

@@ -71,7 +71,9 @@ pub(crate) fn apply_overrides(table: &mut toml::Table, env: &dyn Env) -> Result<
 fn parse_value(raw: &str) -> toml::Value {
     let doc = format!("v = {raw}");
     match doc.parse::<toml::Table>() {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.to_owned())),
         Err(_) => toml::Value::String(raw.to_owned()),
     }
 }
@@ -123,8 +125,7 @@ mod tests {
     #[test]
     fn scalar_in_the_way_is_an_error() {
         let mut t: toml::Table = "s3 = 1".parse().unwrap();
-        let env: HashMap<String, String> =
-            [("STREAMGATE__S3__BUCKET".into(), "b".into())].into();
+        let env: HashMap<String, String> = [("STREAMGATE__S3__BUCKET".into(), "b".into())].into();
         let err = apply_overrides(&mut t, &env).unwrap_err().to_string();
         assert!(err.contains("STREAMGATE__S3__BUCKET"), "{err}");
     }

@@ -18,6 +18,7 @@ mod common;
 pub mod contract;
 mod env;
 mod error;
+mod logging;
 mod origin;
 mod proxy;
 mod secret;
@@ -30,6 +31,7 @@ use serde::de::DeserializeOwned;
 pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
 pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;
+pub use logging::init_tracing;
 pub use origin::{
     OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART,
     UploadsConfig,
@@ -68,16 +70,26 @@ fn parse_file<T: DeserializeOwned>(path: &Path, env: &dyn Env) -> Result<T, Conf
     parse_str(&text, path, env)
 }
 
-fn parse_str<T: DeserializeOwned>(text: &str, path: &Path, env: &dyn Env) -> Result<T, ConfigError> {
-    let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax {
-        path: path.to_owned(),
-        message: e.to_string().trim().to_owned(),
-    })?;
+fn parse_str<T: DeserializeOwned>(
+    text: &str,
+    path: &Path,
+    env: &dyn Env,
+) -> Result<T, ConfigError> {
+    let mut table: toml::Table =
+        text.parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: e.to_string().trim().to_owned(),
+            })?;
     env::apply_overrides(&mut table, env)?;
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
         ConfigError::Shape {
-            key: if key == "." { "(top level)".into() } else { key },
+            key: if key == "." {
+                "(top level)".into()
+            } else {
+                key
+            },
             message: e.into_inner().to_string(),
         }
     })

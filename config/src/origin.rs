@@ -98,6 +98,7 @@ pub struct OriginConfig {
 
 impl OriginFile {
     pub(crate) fn resolve(self, env: &dyn Env) -> Result<OriginConfig, ConfigError> {
+        self.log.validate()?;
         let url = &self.server.public_url;
         if !(url.starts_with("http://") || url.starts_with("https://")) || url.ends_with('/') {
             return Err(ConfigError::invalid(

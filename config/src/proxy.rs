@@ -131,6 +131,7 @@ pub struct TokensConfig {
 
 impl ProxyFile {
     pub(crate) fn resolve(self, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
+        self.log.validate()?;
         let s = &self.server;
         if s.threads == 0 || s.threads > 1024 {
             return Err(ConfigError::invalid(
@@ -147,7 +148,11 @@ impl ProxyFile {
             ));
         }
         let u = &self.upstream;
-        if u.origin.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()).is_none() {
+        if u.origin
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .is_none()
+        {
             return Err(ConfigError::invalid(
                 "upstream.origin",
                 format!("{:?}", u.origin),
@@ -191,14 +196,21 @@ impl TokensSection {
             ));
         }
         if self.keys.is_empty() {
-            return Err(ConfigError::invalid("tokens.keys", "[]", "at least one key is needed"));
+            return Err(ConfigError::invalid(
+                "tokens.keys",
+                "[]",
+                "at least one key is needed",
+            ));
         }
         let mut keys = Vec::with_capacity(self.keys.len());
         for (i, k) in self.keys.into_iter().enumerate() {
             let key = format!("tokens.keys[{i}]");
             if k.id.is_empty()
                 || k.id.len() > 16
-                || !k.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !k
+                    .id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(ConfigError::invalid(
                     &format!("{key}.id"),

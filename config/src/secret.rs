@@ -95,7 +95,10 @@ mod tests {
     #[test]
     fn resolves_from_env_and_file() {
         let env: HashMap<String, String> = [("K".into(), "v1".into())].into();
-        assert_eq!(SecretRef::env("K").resolve("a.b", &env).unwrap().expose(), "v1");
+        assert_eq!(
+            SecretRef::env("K").resolve("a.b", &env).unwrap().expose(),
+            "v1"
+        );
         let dir = std::env::temp_dir().join(format!("sg-secret-{}", std::process::id()));
         std::fs::write(&dir, "  v2\n").unwrap();
         let r = SecretRef {
@@ -109,9 +112,14 @@ mod tests {
     #[test]
     fn missing_secret_names_key_and_var() {
         let env: HashMap<String, String> = HashMap::new();
-        let e = SecretRef::env("NOPE").resolve("s3.secret-key", &env).unwrap_err();
+        let e = SecretRef::env("NOPE")
+            .resolve("s3.secret-key", &env)
+            .unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("s3.secret-key") && msg.contains("NOPE"), "{msg}");
+        assert!(
+            msg.contains("s3.secret-key") && msg.contains("NOPE"),
+            "{msg}"
+        );
         assert!(!format!("{:?}", Secret::new("hunter2")).contains("hunter2"));
     }
 }

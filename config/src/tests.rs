@@ -5,7 +5,9 @@ use std::{collections::HashMap, path::PathBuf, time::Duration};
 use super::*;
 
 fn asset(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("assets").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("assets")
+        .join(name)
 }
 
 fn env() -> HashMap<String, String> {
@@ -69,7 +71,9 @@ fn env_overrides_win_over_the_file() {
 }
 
 fn err_proxy(extra: &[(&str, &str)]) -> String {
-    load_proxy(&asset("proxy.toml"), &with(extra)).unwrap_err().to_string()
+    load_proxy(&asset("proxy.toml"), &with(extra))
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -81,13 +85,19 @@ fn errors_name_the_key_and_the_value() {
     assert!(e.contains("tokens.signing-key") && e.contains("k9"), "{e}");
 
     let e = err_proxy(&[("STREAMGATE__UPSTREAM__ORIGIN", "nowhere")]);
-    assert!(e.contains("upstream.origin") && e.contains("nowhere"), "{e}");
+    assert!(
+        e.contains("upstream.origin") && e.contains("nowhere"),
+        "{e}"
+    );
 
     let e = err_proxy(&[("STREAMGATE__SERVER__LISTEN", "not-an-address")]);
     assert!(e.contains("server.listen"), "{e}");
 
     let e = err_proxy(&[("STREAMGATE__UPSTREAM__READ_TIMEOUT", "forever")]);
-    assert!(e.contains("upstream.read-timeout") && e.contains("forever"), "{e}");
+    assert!(
+        e.contains("upstream.read-timeout") && e.contains("forever"),
+        "{e}"
+    );
 
     let e = err_proxy(&[("STREAMGATE__SERVER__BOGUS", "1")]);
     assert!(e.contains("bogus"), "{e}");
@@ -96,11 +106,19 @@ fn errors_name_the_key_and_the_value() {
 #[test]
 fn short_or_missing_token_keys_are_rejected_without_echoing_them() {
     let e = err_proxy(&[("STREAMGATE_TOKEN_KEY_K1", "abcd")]);
-    assert!(e.contains("tokens.keys[0].secret") && !e.contains("abcd"), "{e}");
+    assert!(
+        e.contains("tokens.keys[0].secret") && !e.contains("abcd"),
+        "{e}"
+    );
     let mut env = env();
     env.remove("STREAMGATE_TOKEN_KEY_K1");
-    let e = load_proxy(&asset("proxy.toml"), &env).unwrap_err().to_string();
-    assert!(e.contains("STREAMGATE_TOKEN_KEY_K1") && e.contains("not set"), "{e}");
+    let e = load_proxy(&asset("proxy.toml"), &env)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("STREAMGATE_TOKEN_KEY_K1") && e.contains("not set"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -111,10 +129,16 @@ fn origin_part_size_must_fit_s3() {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("uploads.part-size") && e.contains("1048576"), "{e}");
-    let e = load_origin(&asset("origin.toml"), &with(&[("STREAMGATE__S3__BUCKET", "Bad_Bucket")]))
-        .unwrap_err()
-        .to_string();
+    assert!(
+        e.contains("uploads.part-size") && e.contains("1048576"),
+        "{e}"
+    );
+    let e = load_origin(
+        &asset("origin.toml"),
+        &with(&[("STREAMGATE__S3__BUCKET", "Bad_Bucket")]),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(e.contains("s3.bucket") && e.contains("Bad_Bucket"), "{e}");
 }
 
@@ -142,4 +166,32 @@ fn syntax_errors_name_the_file() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("x.toml") && e.contains("TOML"), "{e}");
+}
+
+#[test]
+fn log_filter_is_validated() {
+    let e = err_proxy(&[("STREAMGATE__LOG__FILTER", "info,[[[")]);
+    assert!(e.contains("log.filter"), "{e}");
+    let mut env = env();
+    env.insert("RUST_LOG".into(), "  ".into());
+    let c = load_proxy(&asset("proxy.toml"), &env).unwrap();
+    assert_eq!(
+        c.log.effective_filter(&env),
+        "info",
+        "blank RUST_LOG is ignored"
+    );
+    env.insert("RUST_LOG".into(), "debug".into());
+    assert_eq!(c.log.effective_filter(&env), "debug");
+}
+
+#[test]
+fn a_missing_log_section_defaults_to_info() {
+    let path = std::env::temp_dir().join(format!("sg-nolog-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(asset("origin.toml")).unwrap();
+    let cut = text.find("[log]").unwrap();
+    std::fs::write(&path, &text[..cut]).unwrap();
+    let c = load_origin(&path, &env()).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(c.log.filter, "info");
+    assert_eq!(c.log.format, LogFormat::Text);
 }

@@ -124,6 +124,7 @@ pub struct TranscoderConfig {
 
 impl TranscoderFile {
     pub(crate) fn resolve(mut self, env: &dyn Env) -> Result<TranscoderConfig, ConfigError> {
+        self.log.validate()?;
         self.redis.validate()?;
         let w = &self.worker;
         if w.max_attempts == 0 || w.max_attempts > 100 {
@@ -170,11 +171,18 @@ impl TranscoderFile {
         }
         positive("ffmpeg.timeout", f.timeout)?;
         if self.ladder.is_empty() {
-            return Err(ConfigError::invalid("ladder", "[]", "at least one rung is needed"));
+            return Err(ConfigError::invalid(
+                "ladder",
+                "[]",
+                "at least one rung is needed",
+            ));
         }
         for (i, r) in self.ladder.iter().enumerate() {
             if r.name.is_empty()
-                || !r.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                || !r
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
             {
                 return Err(ConfigError::invalid(
                     &format!("ladder[{i}].name"),
@@ -196,7 +204,10 @@ impl TranscoderFile {
                     "must be between 50 and 100000",
                 ));
             }
-            if self.ladder[..i].iter().any(|o| o.name == r.name || o.height == r.height) {
+            if self.ladder[..i]
+                .iter()
+                .any(|o| o.name == r.name || o.height == r.height)
+            {
                 return Err(ConfigError::invalid(
                     &format!("ladder[{i}]"),
                     format!("{:?}", r.name),

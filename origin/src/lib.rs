@@ -1,1 +1,221 @@
-//! placeholder
+//! StreamGate origin: the API creators and edges talk to.
+//!
+//! # Layout
+//! - [`app`] builds the axum `Router`; [`run`] binds it and starts the background consumers.
+//! - `contents`: content records (`POST /v1/contents`, `GET /v1/contents/{id}`), kept by
+//!   `catalog` as JSON in S3 (`catalog/{id}.json`), origin being the single writer.
+//! - `tus` + `uploads`: tus 1.0 resumable uploads streamed into S3 multipart uploads with
+//!   memory bounded by the part size; `lock` serialises writers of one upload.
+//! - `jobs`: probe a finished upload (`probe`, ffprobe), queue a job on `sg:jobs`, and apply
+//!   the transcoders' `sg:events` to the catalog.
+//! - `media`: `GET /v/{id}/{path}` serves packaged files to edges (Range, ETag, Cache-Control).
+//! - `metrics`, `error`: Prometheus metrics and the JSON error type.
+//!
+//! ```text
+//!  creator ──POST /v1/contents──► catalog (S3)
+//!          ──tus /v1/uploads────► uploads ──multipart──► S3 uploads/{id}/source
+//!                                    └─► probe ─► XADD sg:jobs ─► transcoders
+//!  transcoders ─► XADD sg:events ─► jobs::consume_events ─► catalog
+//!  edge ──GET /v/{id}/{path}──► media ──► S3 media/{id}/…
+//! ```
+//!
+//! Run: `streamgate-origin --config config/assets/origin.toml`.
+
+mod catalog;
+mod contents;
+mod error;
+mod jobs;
+mod lock;
+mod media;
+mod metrics;
+mod probe;
+mod s3;
+mod tus;
+mod uploads;
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, State},
+    http::StatusCode,
+    middleware,
+    response::IntoResponse,
+    routing::{get, post},
+};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde_json::json;
+use streamgate_config::OriginConfig;
+use tokio::sync::watch;
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+pub use catalog::{ContentRecord, Status};
+pub use error::AppError;
+
+/// Why the origin could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Redis URL rejected.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// Bucket missing and could not be created.
+    #[error("s3: {0}")]
+    S3(String),
+    /// The listener could not be bound or served.
+    #[error("listen: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared state of every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    cfg: Arc<OriginConfig>,
+    s3: aws_sdk_s3::Client,
+    redis: ConnectionManager,
+    catalog: catalog::Catalog,
+    uploads: uploads::UploadStore,
+}
+
+impl AppState {
+    /// Connects the clients (Redis lazily: origin starts, and answers 503, while Redis is down).
+    pub fn new(cfg: OriginConfig) -> Result<Self, StartError> {
+        let s3 = s3::client(&cfg.s3);
+        let redis = redis_manager(&cfg, Some(cfg.redis.command_timeout))?;
+        let catalog = catalog::Catalog::new(s3.clone(), cfg.s3.bucket.clone());
+        let uploads = uploads::UploadStore::new(
+            s3.clone(),
+            cfg.s3.bucket.clone(),
+            redis.clone(),
+            cfg.uploads.clone(),
+        );
+        Ok(Self {
+            cfg: Arc::new(cfg),
+            s3,
+            redis,
+            catalog,
+            uploads,
+        })
+    }
+}
+
+fn redis_manager(
+    cfg: &OriginConfig,
+    timeout: Option<Duration>,
+) -> Result<ConnectionManager, StartError> {
+    let client = redis::Client::open(cfg.redis.url.as_str())?;
+    let mcfg = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(cfg.redis.command_timeout))
+        .set_response_timeout(timeout)
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(2));
+    Ok(ConnectionManager::new_lazy_with_config(client, mcfg)?)
+}
+
+/// The HTTP API.
+pub fn app(state: AppState) -> Router {
+    let json_limit = state.cfg.server.max_json_body as usize;
+    let uploads = Router::new()
+        .route("/v1/uploads", post(tus::create).options(tus::options))
+        .route(
+            "/v1/uploads/{id}",
+            axum::routing::head(tus::head)
+                .patch(tus::patch)
+                .delete(tus::delete)
+                .options(tus::options),
+        )
+        // tus bodies are streamed; their size is checked against Upload-Length instead.
+        .layer(DefaultBodyLimit::disable());
+    Router::new()
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::handler))
+        .route("/v1/contents", post(contents::create))
+        .route("/v1/contents/{id}", get(contents::get))
+        .route("/v/{id}/{*path}", get(media::get))
+        .layer(DefaultBodyLimit::max(json_limit))
+        .merge(uploads)
+        .fallback(|| async { AppError::NotFound("no such route") })
+        .layer(middleware::from_fn(metrics::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// `GET /readyz`: 200 when Redis and the bucket answer.
+async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
+    let mut con = st.redis.clone();
+    let redis_ok = redis::cmd("PING")
+        .query_async::<String>(&mut con)
+        .await
+        .is_ok();
+    let s3_ok = st
+        .s3
+        .head_bucket()
+        .bucket(&st.cfg.s3.bucket)
+        .send()
+        .await
+        .is_ok();
+    let status = if redis_ok && s3_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({"redis": redis_ok, "s3": s3_ok})))
+}
+
+/// Runs the origin until SIGINT/SIGTERM: binds the listener, starts the events consumer,
+/// serves, then drains in-flight requests.
+pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
+    let state = AppState::new(cfg)?;
+    if state.cfg.s3.create_bucket {
+        s3::ensure_bucket(&state.s3, &state.cfg.s3.bucket)
+            .await
+            .map_err(StartError::S3)?;
+        tracing::info!(bucket = %state.cfg.s3.bucket, "bucket ready");
+    }
+    let listener = tokio::net::TcpListener::bind(state.cfg.server.listen).await?;
+    tracing::info!(addr = %state.cfg.server.listen, "origin listening");
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The events reader blocks in XREADGROUP for up to 5 s: it gets its own connection with a
+    // response timeout above that.
+    let events_redis = redis_manager(&state.cfg, Some(Duration::from_secs(10)))?;
+    let consumer = tokio::spawn(jobs::consume_events(state.clone(), events_redis, stop_rx));
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    let _ = stop_tx.send(true);
+    let _ = consumer.await;
+    tracing::info!("origin stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; draining");
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

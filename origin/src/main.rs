@@ -1,1 +1,51 @@
-fn main() {}
+//! `streamgate-origin`: parses the command line, sets up logging, loads the config and runs.
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+use streamgate_config::ProcessEnv;
+
+/// StreamGate origin API.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML); `STREAMGATE__SECTION__KEY` variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+    /// Load and validate the configuration, then exit.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let cfg = match streamgate_config::load_origin(&cli.config, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("streamgate-origin: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.check_config {
+        println!("config ok");
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = streamgate_config::init_tracing(&cfg.log, &ProcessEnv) {
+        eprintln!("streamgate-origin: {e}");
+        return ExitCode::FAILURE;
+    }
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("streamgate-origin: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(streamgate_origin::run(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(cause = %e, "origin failed");
+            ExitCode::FAILURE
+        }
+    }
+}

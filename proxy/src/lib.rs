@@ -1,1 +1,40 @@
-//! placeholder
+//! StreamGate's edge: a [Pingora](https://github.com/cloudflare/pingora) server that checks the
+//! playback token of every player request and serves the object from origin (and, later, from
+//! its cache tiers). See DESIGN.md, "Tokens", "Caching at the edge" and "Interfaces".
+//!
+//! # Routes (player port, `server.listen`)
+//! - `GET|HEAD /p/{token}/{content_id}/{path}`: the object, fetched from origin's
+//!   `/v/{content_id}/{path}` with the token removed; `x-cache` says which tier served it.
+//!   A malformed path answers 400, a refused token 403, both with a JSON reason.
+//! - `GET /healthz` (alive), `GET /readyz` (ready for traffic; 503 while draining).
+//! - anything else: 404 JSON; other methods on known routes: 405 JSON.
+//!
+//! Prometheus metrics are served on `server.metrics-listen` at `/metrics`.
+//!
+//! # Layout
+//! - `server`: [`build_server`] and [`run`], turning a [`ProxyConfig`] into a pingora `Server`.
+//! - `edge`: the `ProxyHttp` implementation and its per-request context (the request path is
+//!   drawn there).
+//! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
+//! - `tokens`: [`TokenPolicy`], the key set and minting rules of `[tokens]`.
+//! - `upstream`: the origin peer, the upstream rewrite and the cache key.
+//! - `metrics`, `health`, `reply`: metric families, readiness conditions, JSON answers.
+//!
+//! The binary (`src/main.rs`) adds the command line: `--config`, `--check-config` and
+//! `token mint`. Integration tests that run a real edge against a mock origin are in
+//! `proxy/tests/edge.rs`.
+//!
+//! [`ProxyConfig`]: streamgate_config::ProxyConfig
+
+mod edge;
+mod health;
+mod metrics;
+mod reply;
+mod server;
+mod token_gate;
+mod tokens;
+mod upstream;
+
+pub use server::{StartError, build_server, run};
+pub use tokens::{KeyError, MintError, Minted, TokenPolicy};
+pub use upstream::UpstreamError;

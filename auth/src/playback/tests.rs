@@ -41,7 +41,10 @@ fn expired_at_and_after_expiry() {
     let k = keys();
     let t = k.mint(&grant(NOW));
     assert_eq!(k.verify(&t, "vid1", None, NOW), Err(TokenError::Expired));
-    assert_eq!(k.verify(&t, "vid1", None, NOW + 1), Err(TokenError::Expired));
+    assert_eq!(
+        k.verify(&t, "vid1", None, NOW + 1),
+        Err(TokenError::Expired)
+    );
     assert!(k.verify(&t, "vid1", None, NOW - 1).is_ok());
 }
 
@@ -49,7 +52,10 @@ fn expired_at_and_after_expiry() {
 fn other_content_is_refused() {
     let k = keys();
     let t = k.mint(&grant(NOW + 60));
-    assert_eq!(k.verify(&t, "vid2", None, NOW), Err(TokenError::WrongContent));
+    assert_eq!(
+        k.verify(&t, "vid2", None, NOW),
+        Err(TokenError::WrongContent)
+    );
 }
 
 #[test]
@@ -78,7 +84,10 @@ fn extended_expiry_is_a_bad_signature() {
     // version, kid len, "new", then expiry at 5..13
     raw[5..13].copy_from_slice(&(NOW + 3600).to_be_bytes());
     let forged = URL_SAFE_NO_PAD.encode(&raw);
-    assert_eq!(k.verify(&forged, "vid1", None, NOW), Err(TokenError::BadSignature));
+    assert_eq!(
+        k.verify(&forged, "vid1", None, NOW),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
@@ -87,7 +96,10 @@ fn rotation_keeps_old_tokens_until_the_key_is_removed() {
     let t = old_only.mint(&grant(NOW + 60));
     assert!(keys().verify(&t, "vid1", None, NOW).is_ok());
     let rotated = KeySet::new(vec![("new".into(), vec![2u8; 32])], "new").unwrap();
-    assert_eq!(rotated.verify(&t, "vid1", None, NOW), Err(TokenError::UnknownKey));
+    assert_eq!(
+        rotated.verify(&t, "vid1", None, NOW),
+        Err(TokenError::UnknownKey)
+    );
 }
 
 #[test]
@@ -95,7 +107,10 @@ fn same_kid_other_secret_is_a_bad_signature() {
     let a = KeySet::new(vec![("k".into(), vec![1u8; 32])], "k").unwrap();
     let b = KeySet::new(vec![("k".into(), vec![9u8; 32])], "k").unwrap();
     let t = a.mint(&grant(NOW + 60));
-    assert_eq!(b.verify(&t, "vid1", None, NOW), Err(TokenError::BadSignature));
+    assert_eq!(
+        b.verify(&t, "vid1", None, NOW),
+        Err(TokenError::BadSignature)
+    );
 }
 
 #[test]
@@ -108,13 +123,24 @@ fn ip_binding() {
     let same_net: IpAddr = "203.0.113.1".parse().unwrap();
     let other: IpAddr = "198.51.100.1".parse().unwrap();
     assert!(k.verify(&t, "vid1", Some(same_net), NOW).is_ok());
-    assert_eq!(k.verify(&t, "vid1", Some(other), NOW), Err(TokenError::IpMismatch));
+    assert_eq!(
+        k.verify(&t, "vid1", Some(other), NOW),
+        Err(TokenError::IpMismatch)
+    );
     assert_eq!(k.verify(&t, "vid1", None, NOW), Err(TokenError::IpMismatch));
 
     let v6: IpAddr = "2001:db8:aa:bb::1".parse().unwrap();
     g.client_ip = Some(IpBinding::new(v6, 56));
     let t = k.mint(&g);
-    assert!(k.verify(&t, "vid1", Some("2001:db8:aa:bb:ff::9".parse().unwrap()), NOW).is_ok());
+    assert!(
+        k.verify(
+            &t,
+            "vid1",
+            Some("2001:db8:aa:bb:ff::9".parse().unwrap()),
+            NOW
+        )
+        .is_ok()
+    );
     assert_eq!(
         k.verify(&t, "vid1", Some("2001:db8:ab:bb::1".parse().unwrap()), NOW),
         Err(TokenError::IpMismatch)
@@ -135,7 +161,11 @@ fn garbage_is_malformed_not_a_panic() {
         &URL_SAFE_NO_PAD.encode([1u8, 17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
         &URL_SAFE_NO_PAD.encode([2u8; 40]),
     ] {
-        assert_eq!(k.verify(t, "vid1", None, NOW), Err(TokenError::Malformed), "{t}");
+        assert_eq!(
+            k.verify(t, "vid1", None, NOW),
+            Err(TokenError::Malformed),
+            "{t}"
+        );
     }
 }
 

@@ -1,0 +1,29 @@
+# StreamGate developer entry points. `make demo` and `make test` are the two that matter;
+# both install what they need (scripts/setup.sh) and are safe to run again.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamgate/target
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: setup build up down demo test lint check-config
+
+setup:
+	@scripts/setup.sh
+
+build: setup
+	cargo build --workspace --bins
+
+up: build
+	@scripts/stack.sh up
+
+down:
+	@scripts/stack.sh down
+
+demo: up
+	@scripts/demo.sh
+
+lint: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup
+	@scripts/test.sh

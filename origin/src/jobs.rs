@@ -1,0 +1,317 @@
+//! Hand-off to the transcoders and back: finalizing a stored upload (probe, then a job on
+//! `sg:jobs`), and consuming `sg:events` to keep the catalog current. Origin is the single
+//! writer of the catalog, so transcoders only ever report.
+
+use std::time::Duration;
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use redis::{
+    AsyncCommands, RedisResult,
+    aio::ConnectionManager,
+    streams::{
+        StreamAutoClaimOptions, StreamAutoClaimReply, StreamId, StreamReadOptions, StreamReadReply,
+    },
+};
+use streamgate_config::contract::{
+    EVENTS_GROUP, EVENTS_STREAM, Event, JOBS_STREAM, Job, STREAM_FIELD, layout,
+};
+use tokio::sync::watch;
+
+use crate::{
+    AppError, AppState,
+    catalog::Status,
+    error::AppResult,
+    metrics::METRICS,
+    now_ms,
+    probe::{self, Probe},
+    uploads::UploadState,
+};
+
+/// Probes a stored upload and either queues a transcode job or fails the content.
+///
+/// Idempotent: a client that retries the last PATCH after a transient failure (ffprobe could
+/// not reach S3, Redis down) runs it again.
+pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<()> {
+    let source_key = layout::source_key(&up.content_id);
+    let presign = PresigningConfig::expires_in(probe::PRESIGN_TTL)
+        .map_err(|e| AppError::Internal(format!("presign config: {e}")))?;
+    let url = app
+        .s3
+        .get_object()
+        .bucket(&app.cfg.s3.bucket)
+        .key(&source_key)
+        .presigned(presign)
+        .await
+        .map_err(AppError::storage)?;
+    let outcome = probe::probe(&app.cfg.probe, url.uri())
+        .await
+        .map_err(AppError::Storage)?;
+    match outcome {
+        Probe::Rejected(reason) => {
+            METRICS.probe_rejections.inc();
+            tracing::info!(content_id = %up.content_id, %reason, "upload rejected by probe");
+            app.catalog
+                .update(&up.content_id, |r| {
+                    r.status = Status::Failed;
+                    r.error = Some(reason);
+                    Ok(true)
+                })
+                .await?;
+        }
+        Probe::Video {
+            width,
+            height,
+            duration_s,
+            has_audio,
+        } => {
+            tracing::info!(content_id = %up.content_id, width, height, ?duration_s, has_audio, "upload probed");
+            // Catalog first, then the job: a fast transcoder's `ready` must land after this.
+            app.catalog
+                .update(&up.content_id, |r| {
+                    r.status = Status::Processing;
+                    r.progress = 0.0;
+                    r.error = None;
+                    Ok(true)
+                })
+                .await?;
+            let job = Job {
+                content_id: up.content_id.clone(),
+                source_key,
+                enqueued_at_ms: now_ms(),
+            };
+            enqueue(&app.redis, &job).await?;
+        }
+    }
+    app.uploads.mark_finalized(up).await
+}
+
+async fn enqueue(redis: &ConnectionManager, job: &Job) -> AppResult<()> {
+    let json = serde_json::to_string(job)
+        .map_err(|e| AppError::Internal(format!("serialize job: {e}")))?;
+    let mut con = redis.clone();
+    let id: String = con.xadd(JOBS_STREAM, "*", &[(STREAM_FIELD, json)]).await?;
+    METRICS.jobs_enqueued.inc();
+    tracing::info!(content_id = %job.content_id, stream_id = %id, "job enqueued");
+    Ok(())
+}
+
+/// Applies one event to its catalog record; returns whether anything changed.
+fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
+    match ev {
+        Event::Started { .. } => {
+            if matches!(rec.status, Status::Processing | Status::Uploading) {
+                rec.status = Status::Processing;
+                rec.progress = 0.0;
+                return true;
+            }
+            false
+        }
+        Event::Progress { percent, .. } => {
+            if rec.status == Status::Processing {
+                rec.progress = percent.clamp(0.0, 100.0);
+                return true;
+            }
+            false
+        }
+        Event::Ready {
+            renditions,
+            duration_s,
+            has_audio,
+            ..
+        } => {
+            rec.status = Status::Ready;
+            rec.progress = 100.0;
+            rec.renditions = renditions.clone();
+            rec.duration_s = Some(*duration_s);
+            rec.has_audio = Some(*has_audio);
+            rec.error = None;
+            true
+        }
+        Event::Failed { error, .. } => {
+            if rec.status == Status::Ready {
+                return false; // a stale attempt's failure must not hide a finished package
+            }
+            rec.status = Status::Failed;
+            rec.error = Some(error.clone());
+            true
+        }
+    }
+}
+
+/// Consumes `sg:events` in group `origin` until `shutdown` flips, updating the catalog.
+/// Entries left pending by a dead origin are claimed after a minute.
+pub(crate) async fn consume_events(
+    app: AppState,
+    redis: ConnectionManager,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let consumer = format!("origin-{}", std::process::id());
+    let mut con = redis;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let step = tokio::select! {
+            r = consume_once(&app, &mut con, &consumer) => r,
+            _ = shutdown.changed() => return,
+        };
+        match step {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => {
+                tracing::warn!(cause = %e, "events consumer: redis error; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn consume_once(
+    app: &AppState,
+    con: &mut ConnectionManager,
+    consumer: &str,
+) -> RedisResult<()> {
+    let created: RedisResult<()> = con
+        .xgroup_create_mkstream(EVENTS_STREAM, EVENTS_GROUP, "0")
+        .await;
+    if let Err(e) = created
+        && e.code() != Some("BUSYGROUP")
+    {
+        return Err(e);
+    }
+    let claimed: StreamAutoClaimReply = con
+        .xautoclaim_options(
+            EVENTS_STREAM,
+            EVENTS_GROUP,
+            consumer,
+            60_000,
+            "0-0",
+            StreamAutoClaimOptions::default().count(16),
+        )
+        .await?;
+    let mut entries = claimed.claimed;
+    if entries.is_empty() {
+        let opts = StreamReadOptions::default()
+            .group(EVENTS_GROUP, consumer)
+            .count(32)
+            .block(5_000);
+        let reply: Option<StreamReadReply> =
+            con.xread_options(&[EVENTS_STREAM], &[">"], &opts).await?;
+        entries = reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default();
+    }
+    for entry in entries {
+        handle_entry(app, &entry).await;
+        let _: i64 = con.xack(EVENTS_STREAM, EVENTS_GROUP, &[&entry.id]).await?;
+    }
+    Ok(())
+}
+
+async fn handle_entry(app: &AppState, entry: &StreamId) {
+    let Some(raw) = entry.get::<String>(STREAM_FIELD) else {
+        tracing::warn!(stream_id = %entry.id, "event without a data field; dropped");
+        return;
+    };
+    let ev: Event = match serde_json::from_str(&raw) {
+        Ok(ev) => ev,
+        Err(e) => {
+            tracing::warn!(stream_id = %entry.id, cause = %e, "malformed event; dropped");
+            return;
+        }
+    };
+    let kind = match &ev {
+        Event::Started { .. } => "started",
+        Event::Progress { .. } => "progress",
+        Event::Ready { .. } => "ready",
+        Event::Failed { .. } => "failed",
+    };
+    let id = ev.content_id().to_owned();
+    // Retry storage errors a few times; an event is never dropped for a passing S3 fault.
+    for attempt in 0..5u32 {
+        match app.catalog.update(&id, |rec| Ok(apply(rec, &ev))).await {
+            Ok(_) => {
+                METRICS.events.with_label_values(&[kind]).inc();
+                if !matches!(ev, Event::Progress { .. }) {
+                    tracing::info!(content_id = %id, kind, "catalog updated");
+                }
+                return;
+            }
+            Err(AppError::NotFound(_)) => {
+                tracing::warn!(content_id = %id, kind, "event for unknown content; dropped");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(content_id = %id, attempt, cause = %e, "catalog update failed");
+                tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::ContentRecord;
+
+    fn rec(status: Status) -> ContentRecord {
+        ContentRecord {
+            id: "c".into(),
+            title: "t".into(),
+            owner: None,
+            status,
+            progress: 0.0,
+            policy: serde_json::json!({"public": true}),
+            renditions: vec![],
+            duration_s: None,
+            error: None,
+            has_audio: None,
+            upload_id: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn events_move_the_status_forward_only() {
+        let mut r = rec(Status::Processing);
+        assert!(apply(
+            &mut r,
+            &Event::Progress {
+                content_id: "c".into(),
+                percent: 40.0
+            }
+        ));
+        assert_eq!(r.progress, 40.0);
+        let ready = Event::Ready {
+            content_id: "c".into(),
+            renditions: vec![],
+            duration_s: 6.0,
+            has_audio: true,
+        };
+        assert!(apply(&mut r, &ready));
+        assert_eq!(
+            (r.status, r.progress, r.duration_s),
+            (Status::Ready, 100.0, Some(6.0))
+        );
+        let failed = Event::Failed {
+            content_id: "c".into(),
+            error: "x".into(),
+        };
+        assert!(
+            !apply(&mut r, &failed),
+            "late failure must not clobber ready"
+        );
+        assert!(!apply(
+            &mut r,
+            &Event::Progress {
+                content_id: "c".into(),
+                percent: 1.0
+            }
+        ));
+        let mut r = rec(Status::Processing);
+        assert!(apply(&mut r, &failed));
+        assert_eq!((r.status, r.error.as_deref()), (Status::Failed, Some("x")));
+    }
+}

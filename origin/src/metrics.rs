@@ -1,0 +1,162 @@
+//! Prometheus metrics of the origin, served at `GET /metrics`.
+
+use std::sync::LazyLock;
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::header,
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus::{
+    Encoder, HistogramVec, IntCounter, IntCounterVec, Registry, TextEncoder, histogram_opts, opts,
+};
+
+/// Every metric of the origin, registered once.
+pub(crate) struct Metrics {
+    registry: Registry,
+    /// Requests by route template and status.
+    pub(crate) requests: IntCounterVec,
+    /// Request latency by route template.
+    pub(crate) latency: HistogramVec,
+    /// Error responses by code.
+    pub(crate) errors: IntCounterVec,
+    /// Bytes received in tus PATCH bodies.
+    pub(crate) upload_bytes: IntCounter,
+    /// S3 parts written.
+    pub(crate) upload_parts: IntCounter,
+    /// Uploads that reached their full length.
+    pub(crate) uploads_completed: IntCounter,
+    /// Jobs put on `sg:jobs`.
+    pub(crate) jobs_enqueued: IntCounter,
+    /// Uploads rejected by the probe (not a video).
+    pub(crate) probe_rejections: IntCounter,
+    /// Events applied to the catalog, by type.
+    pub(crate) events: IntCounterVec,
+    /// Bytes of packaged media served to edges.
+    pub(crate) media_bytes: IntCounter,
+}
+
+/// The process-wide metrics.
+pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
+
+impl Metrics {
+    fn new() -> Self {
+        let registry = Registry::new();
+        // The names and label sets below are constant and distinct: registration cannot fail.
+        let requests = IntCounterVec::new(
+            opts!(
+                "streamgate_origin_requests_total",
+                "HTTP requests by route and status"
+            ),
+            &["route", "status"],
+        )
+        .expect("valid metric");
+        let latency = HistogramVec::new(
+            histogram_opts!(
+                "streamgate_origin_request_duration_seconds",
+                "HTTP request latency by route",
+                vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0
+                ]
+            ),
+            &["route"],
+        )
+        .expect("valid metric");
+        let errors = IntCounterVec::new(
+            opts!("streamgate_origin_errors_total", "Error responses by code"),
+            &["code"],
+        )
+        .expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let upload_bytes = counter(
+            "streamgate_origin_upload_bytes_total",
+            "Bytes received by tus PATCH",
+        );
+        let upload_parts = counter(
+            "streamgate_origin_upload_parts_total",
+            "S3 multipart parts written",
+        );
+        let uploads_completed = counter(
+            "streamgate_origin_uploads_completed_total",
+            "Uploads completed",
+        );
+        let jobs_enqueued = counter(
+            "streamgate_origin_jobs_enqueued_total",
+            "Transcode jobs enqueued",
+        );
+        let probe_rejections = counter(
+            "streamgate_origin_probe_rejections_total",
+            "Uploads rejected by ffprobe as not a video",
+        );
+        let events = IntCounterVec::new(
+            opts!(
+                "streamgate_origin_events_total",
+                "Transcoder events applied, by type"
+            ),
+            &["type"],
+        )
+        .expect("valid metric");
+        let media_bytes = counter(
+            "streamgate_origin_media_bytes_total",
+            "Packaged bytes served",
+        );
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(latency.clone()),
+            Box::new(errors.clone()),
+            Box::new(upload_bytes.clone()),
+            Box::new(upload_parts.clone()),
+            Box::new(uploads_completed.clone()),
+            Box::new(jobs_enqueued.clone()),
+            Box::new(probe_rejections.clone()),
+            Box::new(events.clone()),
+            Box::new(media_bytes.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Self {
+            registry,
+            requests,
+            latency,
+            errors,
+            upload_bytes,
+            upload_parts,
+            uploads_completed,
+            jobs_enqueued,
+            probe_rejections,
+            events,
+            media_bytes,
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub(crate) async fn handler() -> Response {
+    let mut buf = Vec::new();
+    let families = METRICS.registry.gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
+        tracing::error!(cause = %e, "metrics encoding failed");
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf).into_response()
+}
+
+/// Middleware: counts and times every request by its route template.
+pub(crate) async fn track(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    METRICS
+        .latency
+        .with_label_values(&[&route])
+        .observe(start.elapsed().as_secs_f64());
+    METRICS
+        .requests
+        .with_label_values(&[&route, resp.status().as_str()])
+        .inc();
+    resp
+}

@@ -1,0 +1,200 @@
+//! ffprobe on a finished upload, read straight from S3 through a presigned URL (only the
+//! container header is fetched, not the whole file).
+
+use std::{process::Stdio, time::Duration};
+
+use serde::Deserialize;
+use streamgate_config::ProbeConfig;
+use tokio::process::Command;
+
+/// What the probe found.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Probe {
+    /// A file with at least one video stream.
+    Video {
+        /// Width of the first video stream.
+        width: u32,
+        /// Height of the first video stream.
+        height: u32,
+        /// Container duration, when known.
+        duration_s: Option<f64>,
+        /// Whether an audio stream is present.
+        has_audio: bool,
+    },
+    /// Not something we can transcode; the reason is for the creator.
+    Rejected(String),
+}
+
+#[derive(Deserialize)]
+struct Output {
+    #[serde(default)]
+    streams: Vec<Stream>,
+    #[serde(default)]
+    format: Option<Format>,
+}
+
+#[derive(Deserialize)]
+struct Stream {
+    codec_type: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    #[serde(default)]
+    disposition: Option<Disposition>,
+}
+
+#[derive(Deserialize)]
+struct Disposition {
+    #[serde(default)]
+    attached_pic: u8,
+}
+
+#[derive(Deserialize)]
+struct Format {
+    duration: Option<String>,
+    format_name: Option<String>,
+}
+
+/// Runs ffprobe on `url`. `Err` means the probe itself could not run (a transient failure
+/// worth retrying), not that the file is bad.
+pub(crate) async fn probe(cfg: &ProbeConfig, url: &str) -> Result<Probe, String> {
+    let child = Command::new(&cfg.ffprobe)
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-show_format",
+        ])
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", cfg.ffprobe))?;
+    let out = tokio::time::timeout(cfg.timeout, child.wait_with_output())
+        .await
+        .map_err(|_| format!("ffprobe timed out after {:?}", cfg.timeout))?
+        .map_err(|e| format!("ffprobe failed: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        return classify_failure(&stderr);
+    }
+    Ok(interpret(&out.stdout))
+}
+
+/// Tells "ffprobe could not fetch the file" (transient) from "the file is not media".
+fn classify_failure(stderr: &str) -> Result<Probe, String> {
+    const TRANSIENT: [&str; 6] = [
+        "Connection refused",
+        "Server returned 5",
+        "Server returned 403",
+        "Connection timed out",
+        "I/O error",
+        "Network is unreachable",
+    ];
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim();
+    if TRANSIENT.iter().any(|t| stderr.contains(t)) {
+        return Err(format!("ffprobe could not read the upload: {line}"));
+    }
+    Ok(Probe::Rejected(format!(
+        "not a video file: {}",
+        line.rsplit(": ").next().unwrap_or("unrecognised format")
+    )))
+}
+
+fn interpret(stdout: &[u8]) -> Probe {
+    let Ok(out) = serde_json::from_slice::<Output>(stdout) else {
+        return Probe::Rejected("not a video file: unreadable probe output".into());
+    };
+    let video = out.streams.iter().find(|s| {
+        s.codec_type.as_deref() == Some("video")
+            && s.disposition.as_ref().is_none_or(|d| d.attached_pic == 0)
+    });
+    let Some(v) = video else {
+        return Probe::Rejected("not a video file: no video stream found".into());
+    };
+    let (Some(width), Some(height)) = (v.width, v.height) else {
+        return Probe::Rejected("not a video file: video stream has no size".into());
+    };
+    if width == 0 || height == 0 {
+        return Probe::Rejected("not a video file: video stream has no size".into());
+    }
+    let fmt = out.format.as_ref();
+    // Single images parse as a one-frame "video" in image2 demuxers: not a video.
+    if fmt
+        .and_then(|f| f.format_name.as_deref())
+        .is_some_and(|n| n.ends_with("_pipe") || n == "image2")
+    {
+        return Probe::Rejected("not a video file: a still image".into());
+    }
+    let duration_s = fmt
+        .and_then(|f| f.duration.as_deref())
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0);
+    Probe::Video {
+        width,
+        height,
+        duration_s,
+        has_audio: out
+            .streams
+            .iter()
+            .any(|s| s.codec_type.as_deref() == Some("audio")),
+    }
+}
+
+/// How long presigned probe URLs live.
+pub(crate) const PRESIGN_TTL: Duration = Duration::from_secs(600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_with_and_without_audio() {
+        let j = br#"{"streams":[{"codec_type":"video","width":640,"height":360},{"codec_type":"audio"}],"format":{"duration":"6.0","format_name":"mov,mp4,m4a,3gp,3g2,mj2"}}"#;
+        assert_eq!(
+            interpret(j),
+            Probe::Video {
+                width: 640,
+                height: 360,
+                duration_s: Some(6.0),
+                has_audio: true
+            }
+        );
+        let j = br#"{"streams":[{"codec_type":"video","width":360,"height":640}],"format":{}}"#;
+        assert!(matches!(
+            interpret(j),
+            Probe::Video {
+                has_audio: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn audio_only_and_images_are_rejected() {
+        let j = br#"{"streams":[{"codec_type":"audio"}],"format":{"format_name":"mp3"}}"#;
+        assert!(matches!(interpret(j), Probe::Rejected(r) if r.contains("no video stream")));
+        let j = br#"{"streams":[{"codec_type":"video","width":10,"height":10}],"format":{"format_name":"png_pipe"}}"#;
+        assert!(matches!(interpret(j), Probe::Rejected(r) if r.contains("still image")));
+        let j = br#"{"streams":[{"codec_type":"video","width":10,"height":10,"disposition":{"attached_pic":1}}],"format":{}}"#;
+        assert!(matches!(interpret(j), Probe::Rejected(_)));
+    }
+
+    #[test]
+    fn failures_are_classified() {
+        assert!(classify_failure("http://x: Connection refused\n").is_err());
+        let r = classify_failure("/tmp/x: Invalid data found when processing input\n").unwrap();
+        assert_eq!(
+            r,
+            Probe::Rejected("not a video file: Invalid data found when processing input".into())
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! tus 1.0 resumable uploads at `/v1/uploads` (core protocol, creation,
+//! creation-with-upload and termination extensions). The bytes go to [`crate::uploads`].
+//!
+//! <https://tus.io/protocols/resumable-upload> — every request but `OPTIONS` must carry
+//! `Tus-Resumable: 1.0.0`; `PATCH` bodies are `application/offset+octet-stream` and must start
+//! at the upload's current `Upload-Offset`.
+
+use std::collections::BTreeMap;
+
+use axum::{
+    body::Body,
+    extract::{Path, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use base64::{Engine, engine::general_purpose::STANDARD};
+use streamgate_config::contract::is_valid_content_id;
+
+use crate::{
+    AppError, AppState,
+    catalog::Status,
+    contents::new_id,
+    error::AppResult,
+    jobs,
+    uploads::{Stage, UploadState},
+};
+
+const TUS_VERSION: &str = "1.0.0";
+const EXTENSIONS: &str = "creation,creation-with-upload,termination";
+const OCTET: &str = "application/offset+octet-stream";
+
+fn tus_headers(extra: &[(&str, String)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("tus-resumable", HeaderValue::from_static(TUS_VERSION));
+    for (k, v) in extra {
+        if let (Ok(name), Ok(val)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            h.insert(name, val);
+        }
+    }
+    h
+}
+
+fn check_version(h: &HeaderMap) -> AppResult<()> {
+    match h.get("tus-resumable").and_then(|v| v.to_str().ok()) {
+        Some(TUS_VERSION) => Ok(()),
+        _ => Err(AppError::TusVersion),
+    }
+}
+
+/// Parses a non-negative decimal header (tus forbids signs, spaces and leading `+`).
+fn u64_header(h: &HeaderMap, name: &str) -> AppResult<Option<u64>> {
+    let Some(v) = h.get(name) else {
+        return Ok(None);
+    };
+    let s = v
+        .to_str()
+        .map_err(|_| AppError::BadRequest(format!("{name}: not ASCII")))?;
+    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AppError::BadRequest(format!(
+            "{name}: must be a non-negative integer, got {s:?}"
+        )));
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| AppError::BadRequest(format!("{name}: out of range: {s:?}")))
+}
+
+/// Parses `Upload-Metadata`: `key base64,key2 base64,key3`.
+pub(crate) fn parse_metadata(raw: &str) -> AppResult<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for pair in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let mut it = pair.splitn(2, ' ');
+        let key = it.next().unwrap_or_default();
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_graphic() && b != b',') {
+            return Err(AppError::BadRequest(format!(
+                "Upload-Metadata: bad key {key:?}"
+            )));
+        }
+        let value = match it.next().map(str::trim) {
+            None | Some("") => String::new(),
+            Some(b64) => {
+                let bytes = STANDARD.decode(b64).map_err(|_| {
+                    AppError::BadRequest(format!("Upload-Metadata: value of {key:?} is not base64"))
+                })?;
+                String::from_utf8(bytes).map_err(|_| {
+                    AppError::BadRequest(format!("Upload-Metadata: value of {key:?} is not UTF-8"))
+                })?
+            }
+        };
+        if out.insert(key.to_owned(), value).is_some() {
+            return Err(AppError::BadRequest(format!(
+                "Upload-Metadata: duplicate key {key:?}"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// `OPTIONS /v1/uploads[/{id}]`: what this server supports.
+pub(crate) async fn options(State(app): State<AppState>) -> Response {
+    let h = tus_headers(&[
+        ("tus-version", TUS_VERSION.into()),
+        ("tus-extension", EXTENSIONS.into()),
+        ("tus-max-size", app.cfg.uploads.max_size.to_string()),
+    ]);
+    (StatusCode::NO_CONTENT, h).into_response()
+}
+
+/// `POST /v1/uploads`: creates an upload for the content named in `Upload-Metadata`
+/// (`content_id`), optionally with the first bytes in the body.
+pub(crate) async fn create(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    check_version(&headers)?;
+    if headers.contains_key("upload-defer-length") {
+        return Err(AppError::BadRequest(
+            "Upload-Defer-Length is not supported; send Upload-Length".into(),
+        ));
+    }
+    let length = u64_header(&headers, "Upload-Length")?
+        .ok_or_else(|| AppError::BadRequest("Upload-Length: required".into()))?;
+    if length > app.cfg.uploads.max_size {
+        return Err(AppError::TooLarge(format!(
+            "Upload-Length {length} exceeds Tus-Max-Size {}",
+            app.cfg.uploads.max_size
+        )));
+    }
+    let metadata = match headers.get("upload-metadata") {
+        Some(v) => parse_metadata(
+            v.to_str()
+                .map_err(|_| AppError::BadRequest("Upload-Metadata: not ASCII".into()))?,
+        )?,
+        None => BTreeMap::new(),
+    };
+    let content_id = metadata
+        .get("content_id")
+        .cloned()
+        .ok_or_else(|| AppError::BadRequest("Upload-Metadata: content_id is required".into()))?;
+    if !is_valid_content_id(&content_id) {
+        return Err(AppError::BadRequest(
+            "Upload-Metadata: content_id is malformed".into(),
+        ));
+    }
+    let upload_id = new_id(24);
+    // Claim the content for this upload; refuse once it is past uploading.
+    app.catalog
+        .update(&content_id, |r| match r.status {
+            Status::AwaitingUpload | Status::Uploading | Status::Failed => {
+                r.status = Status::Uploading;
+                r.upload_id = Some(upload_id.clone());
+                r.error = None;
+                Ok(true)
+            }
+            s => Err(AppError::Conflict(format!(
+                "content is {}; it takes no new upload",
+                serde_json::to_value(s)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default()
+            ))),
+        })
+        .await?;
+    let st = app
+        .uploads
+        .create(upload_id.clone(), &content_id, length, metadata)
+        .await?;
+    tracing::info!(%upload_id, %content_id, length, "upload created");
+    let location = format!("{}/v1/uploads/{upload_id}", app.cfg.server.public_url);
+    let with_body = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(OCTET.as_bytes()));
+    let offset = if with_body {
+        let lease = app.uploads.lease(&upload_id).await?;
+        let written = write(&app, st, 0, &headers, body).await;
+        lease.release().await;
+        written?.offset()
+    } else {
+        0
+    };
+    let h = tus_headers(&[
+        ("location", location),
+        ("upload-offset", offset.to_string()),
+    ]);
+    Ok((StatusCode::CREATED, h).into_response())
+}
+
+async fn load(app: &AppState, id: &str) -> AppResult<UploadState> {
+    if !is_valid_content_id(id) {
+        return Err(AppError::NotFound("no such upload"));
+    }
+    app.uploads
+        .get(id)
+        .await?
+        .ok_or(AppError::NotFound("no such upload"))
+}
+
+/// `HEAD /v1/uploads/{id}`: the durable offset to resume from.
+pub(crate) async fn head(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    check_version(&headers)?;
+    let mut st = load(&app, &id).await?;
+    if st.stage == Stage::Stored {
+        // Stored but not handed on (a failure after the last byte): a resuming client sees
+        // the upload complete and will not PATCH again, so hand it on now.
+        if let Ok(lease) = app.uploads.lease(&id).await {
+            if let Err(e) = jobs::finalize(&app, &mut st).await {
+                tracing::warn!(upload_id = %id, cause = %e, "finalize on HEAD failed");
+            }
+            lease.release().await;
+        }
+    }
+    let h = tus_headers(&[
+        ("upload-offset", st.offset().to_string()),
+        ("upload-length", st.length.to_string()),
+        ("cache-control", "no-store".into()),
+    ]);
+    Ok((StatusCode::OK, h).into_response())
+}
+
+/// `PATCH /v1/uploads/{id}`: appends the body at `Upload-Offset`.
+pub(crate) async fn patch(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> AppResult<Response> {
+    check_version(&headers)?;
+    let ct_ok = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(OCTET.as_bytes()));
+    if !ct_ok {
+        return Err(AppError::UnsupportedMediaType(format!(
+            "Content-Type must be {OCTET}"
+        )));
+    }
+    let offset = u64_header(&headers, "Upload-Offset")?
+        .ok_or_else(|| AppError::BadRequest("Upload-Offset: required".into()))?;
+    let lease = app.uploads.lease(&id).await?;
+    let written = match load(&app, &id).await {
+        Ok(st) => write(&app, st, offset, &headers, body).await,
+        Err(e) => Err(e),
+    };
+    lease.release().await;
+    let st = written?;
+    let h = tus_headers(&[("upload-offset", st.offset().to_string())]);
+    Ok((StatusCode::NO_CONTENT, h).into_response())
+}
+
+/// Appends a body and, when the upload is whole, hands it on. The caller holds the lease.
+async fn write(
+    app: &AppState,
+    st: UploadState,
+    offset: u64,
+    headers: &HeaderMap,
+    body: Body,
+) -> AppResult<UploadState> {
+    if let Some(len) = u64_header(headers, "Content-Length")?
+        && offset.saturating_add(len) > st.length
+    {
+        return Err(AppError::TooLarge(format!(
+            "Upload-Offset {offset} + Content-Length {len} exceeds Upload-Length {}",
+            st.length
+        )));
+    }
+    let mut st = app
+        .uploads
+        .append(st, offset, body.into_data_stream())
+        .await?;
+    if st.stage == Stage::Stored {
+        jobs::finalize(app, &mut st).await?;
+    }
+    Ok(st)
+}
+
+/// `DELETE /v1/uploads/{id}` (termination): aborts the upload and frees its storage.
+pub(crate) async fn delete(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> AppResult<Response> {
+    check_version(&headers)?;
+    let lease = app.uploads.lease(&id).await?;
+    let terminated = match load(&app, &id).await {
+        Ok(st) => app.uploads.terminate(&st).await.map(|()| st),
+        Err(e) => Err(e),
+    };
+    lease.release().await;
+    let st = terminated?;
+    if st.stage == Stage::Receiving {
+        app.catalog
+            .update(&st.content_id, |r| {
+                if r.upload_id.as_deref() == Some(id.as_str()) && r.status == Status::Uploading {
+                    r.status = Status::AwaitingUpload;
+                    r.upload_id = None;
+                    return Ok(true);
+                }
+                Ok(false)
+            })
+            .await?;
+    }
+    tracing::info!(upload_id = %id, "upload terminated");
+    Ok((StatusCode::NO_CONTENT, tus_headers(&[])).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_parsing() {
+        let m = parse_metadata("content_id YWJj,filename dGVzdC5tcDQ=,is_confidential").unwrap();
+        assert_eq!(m["content_id"], "abc");
+        assert_eq!(m["filename"], "test.mp4");
+        assert_eq!(m["is_confidential"], "");
+        assert!(parse_metadata("content_id !!!").is_err());
+        assert!(parse_metadata("a YQ==,a YQ==").is_err());
+    }
+
+    #[test]
+    fn offsets_are_strict_decimals() {
+        let mut h = HeaderMap::new();
+        for (v, ok) in [
+            ("0", true),
+            ("123", true),
+            ("-1", false),
+            ("+1", false),
+            (" 1", false),
+            ("1e3", false),
+            ("", false),
+        ] {
+            h.insert("upload-offset", HeaderValue::from_str(v).unwrap());
+            assert_eq!(u64_header(&h, "upload-offset").is_ok(), ok, "{v:?}");
+        }
+        assert_eq!(
+            u64_header(&HeaderMap::new(), "upload-offset").unwrap(),
+            None
+        );
+    }
+}

@@ -1,0 +1,442 @@
+//! Resumable uploads: tus byte streams written into one S3 multipart upload per file, with
+//! memory bounded by the part size whatever the file size.
+//!
+//! State lives in Redis (`sg:upload:{id}`, JSON, expiring after `uploads.expiry` of idleness):
+//! the S3 upload id, the parts written so far, and the length of the *partial* object. Bytes
+//! that arrive are buffered until a full part (`uploads.part-size`, ≥ 5 MiB as S3 requires) can
+//! be written. When a request ends, normally or because the connection broke, the bytes still
+//! buffered are saved as a partial object `uploads/{content}/partial-{upload}-{n}` so nothing a
+//! client sent is lost; the next request starts by reading them back. The offset reported to
+//! clients is therefore always durable: the sum of written parts plus the partial object.
+//!
+//! ```text
+//!   PATCH body ──► buffer ──(≥ part size)──► UploadPart n ──► state.parts += n
+//!                    │
+//!                    └─(request ends early)─► PutObject partial ──► state.partial_len
+//!   last byte ──► UploadPart (last, any size) ──► CompleteMultipartUpload ──► finalize
+//! ```
+
+use std::collections::BTreeMap;
+
+use aws_sdk_s3::{
+    Client,
+    error::DisplayErrorContext,
+    primitives::ByteStream,
+    types::{CompletedMultipartUpload, CompletedPart},
+};
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use redis::{AsyncCommands, aio::ConnectionManager};
+use serde::{Deserialize, Serialize};
+use streamgate_config::{UploadsConfig, contract::layout};
+
+use crate::{AppError, error::AppResult, lock::Lease, metrics::METRICS, now_ms};
+
+/// How far an upload has come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Stage {
+    /// Bytes are still expected.
+    Receiving,
+    /// Every byte is in S3 as `uploads/{id}/source`; probing and enqueueing remain.
+    Stored,
+    /// Probed and handed on (job enqueued, or rejected as not a video).
+    Finalized,
+}
+
+/// One written S3 part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Part {
+    number: i32,
+    etag: String,
+    size: u64,
+}
+
+/// The durable state of one upload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct UploadState {
+    pub(crate) id: String,
+    pub(crate) content_id: String,
+    pub(crate) length: u64,
+    pub(crate) metadata: BTreeMap<String, String>,
+    pub(crate) stage: Stage,
+    /// S3 multipart upload id (absent for empty files).
+    s3_upload_id: Option<String>,
+    parts: Vec<Part>,
+    /// Key of the partial object holding bytes not yet in a part.
+    #[serde(default)]
+    partial: Option<String>,
+    /// Bytes held in the partial object.
+    partial_len: u64,
+    pub(crate) created_at: u64,
+}
+
+impl UploadState {
+    /// Bytes durably received.
+    pub(crate) fn offset(&self) -> u64 {
+        if self.stage != Stage::Receiving {
+            return self.length;
+        }
+        self.parts.iter().map(|p| p.size).sum::<u64>() + self.partial_len
+    }
+}
+
+/// Upload state and S3 writes.
+#[derive(Clone)]
+pub(crate) struct UploadStore {
+    s3: Client,
+    bucket: String,
+    redis: ConnectionManager,
+    cfg: UploadsConfig,
+}
+
+fn state_key(id: &str) -> String {
+    format!("sg:upload:{id}")
+}
+
+fn s3_err<E: std::error::Error + 'static>(e: aws_sdk_s3::error::SdkError<E>) -> AppError {
+    AppError::storage(DisplayErrorContext(e))
+}
+
+impl UploadStore {
+    pub(crate) fn new(
+        s3: Client,
+        bucket: String,
+        redis: ConnectionManager,
+        cfg: UploadsConfig,
+    ) -> Self {
+        Self {
+            s3,
+            bucket,
+            redis,
+            cfg,
+        }
+    }
+
+    /// Starts an upload of `length` bytes for `content_id`.
+    pub(crate) async fn create(
+        &self,
+        id: String,
+        content_id: &str,
+        length: u64,
+        metadata: BTreeMap<String, String>,
+    ) -> AppResult<UploadState> {
+        let s3_upload_id = if length > 0 {
+            let out = self
+                .s3
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(layout::source_key(content_id))
+                .content_type("application/octet-stream")
+                .send()
+                .await
+                .map_err(s3_err)?;
+            Some(
+                out.upload_id()
+                    .ok_or_else(|| AppError::Storage("S3 returned no upload id".into()))?
+                    .to_owned(),
+            )
+        } else {
+            None
+        };
+        let st = UploadState {
+            id,
+            content_id: content_id.to_owned(),
+            length,
+            metadata,
+            stage: Stage::Receiving,
+            s3_upload_id,
+            parts: Vec::new(),
+            partial: None,
+            partial_len: 0,
+            created_at: now_ms(),
+        };
+        self.save(&st).await?;
+        Ok(st)
+    }
+
+    /// Reads an upload's state.
+    pub(crate) async fn get(&self, id: &str) -> AppResult<Option<UploadState>> {
+        let mut con = self.redis.clone();
+        let raw: Option<String> = con.get(state_key(id)).await?;
+        raw.map(|s| {
+            serde_json::from_str(&s)
+                .map_err(|e| AppError::Internal(format!("upload state {id} is corrupt: {e}")))
+        })
+        .transpose()
+    }
+
+    async fn save(&self, st: &UploadState) -> AppResult<()> {
+        let json = serde_json::to_string(st)
+            .map_err(|e| AppError::Internal(format!("serialize upload state: {e}")))?;
+        let mut con = self.redis.clone();
+        let _: () = con
+            .set_ex(state_key(&st.id), json, self.cfg.expiry.as_secs().max(1))
+            .await?;
+        Ok(())
+    }
+
+    /// Takes the writer lease of an upload, or answers 423 when another request holds it.
+    pub(crate) async fn lease(&self, id: &str) -> AppResult<Lease> {
+        Lease::try_acquire(&self.redis, format!("sg:upload:{id}:lock"))
+            .await?
+            .ok_or(AppError::Locked(
+                "another request is writing this upload; retry",
+            ))
+    }
+
+    /// Appends `body` at `offset`. Returns the state after the bytes received were made
+    /// durable. A body that breaks off mid-way still saves what arrived, then reports the error.
+    pub(crate) async fn append<S, E>(
+        &self,
+        mut st: UploadState,
+        offset: u64,
+        body: S,
+    ) -> AppResult<UploadState>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if st.stage != Stage::Receiving {
+            if offset == st.length {
+                return Ok(st);
+            }
+            return Err(AppError::Conflict(format!(
+                "upload is complete; Upload-Offset must be {}",
+                st.length
+            )));
+        }
+        if offset != st.offset() {
+            return Err(AppError::Conflict(format!(
+                "Upload-Offset {offset} does not match the upload's offset {}",
+                st.offset()
+            )));
+        }
+        let part_size = self.cfg.part_size as usize;
+        let mut buf = BytesMut::with_capacity(part_size.min(1 << 20));
+        if let (Some(key), true) = (&st.partial, st.partial_len > 0) {
+            let obj = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .send()
+                .await
+                .map_err(s3_err)?;
+            let bytes = obj
+                .body
+                .collect()
+                .await
+                .map_err(AppError::storage)?
+                .into_bytes();
+            if bytes.len() as u64 != st.partial_len {
+                return Err(AppError::Internal(format!(
+                    "partial object of upload {} has {} bytes, state says {}",
+                    st.id,
+                    bytes.len(),
+                    st.partial_len
+                )));
+            }
+            buf.extend_from_slice(&bytes);
+        }
+        let result = self.pump(&mut st, &mut buf, body, part_size).await;
+        // Whatever happened, make the buffered bytes durable before answering.
+        let flushed = self.flush(&mut st, buf).await;
+        result?;
+        flushed?;
+        Ok(st)
+    }
+
+    async fn pump<S, E>(
+        &self,
+        st: &mut UploadState,
+        buf: &mut BytesMut,
+        mut body: S,
+        part_size: usize,
+    ) -> AppResult<()>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let written = |st: &UploadState| st.parts.iter().map(|p| p.size).sum::<u64>();
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| AppError::BadRequest(format!("body ended early: {e}")))?;
+            METRICS.upload_bytes.inc_by(chunk.len() as u64);
+            if written(st) + (buf.len() + chunk.len()) as u64 > st.length {
+                let room = st.length - written(st) - buf.len() as u64;
+                buf.extend_from_slice(&chunk[..room as usize]);
+                return Err(AppError::TooLarge(format!(
+                    "body runs past Upload-Length {}",
+                    st.length
+                )));
+            }
+            buf.extend_from_slice(&chunk);
+            while buf.len() >= part_size {
+                let part = buf.split_to(part_size).freeze();
+                self.put_part(st, part).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_part(&self, st: &mut UploadState, data: Bytes) -> AppResult<()> {
+        let upload_id = st
+            .s3_upload_id
+            .clone()
+            .ok_or_else(|| AppError::Internal("upload has no S3 multipart id".into()))?;
+        let number = st.parts.len() as i32 + 1;
+        let size = data.len() as u64;
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(layout::source_key(&st.content_id))
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(data))
+            .send()
+            .await
+            .map_err(s3_err)?;
+        let etag = out
+            .e_tag()
+            .ok_or_else(|| AppError::Storage("S3 returned no part ETag".into()))?
+            .to_owned();
+        st.parts.push(Part { number, etag, size });
+        // The partial object's bytes went into this part: they are no longer pending.
+        st.partial_len = 0;
+        METRICS.upload_parts.inc();
+        self.save(st).await
+    }
+
+    /// Saves what is buffered: as the last part when the file is complete, else as the partial
+    /// object.
+    async fn flush(&self, st: &mut UploadState, buf: BytesMut) -> AppResult<()> {
+        let written: u64 = st.parts.iter().map(|p| p.size).sum();
+        if written + buf.len() as u64 == st.length {
+            if !buf.is_empty() || (st.parts.is_empty() && st.s3_upload_id.is_some()) {
+                self.put_part(st, buf.freeze()).await?;
+            }
+            return self.complete(st).await;
+        }
+        if buf.len() as u64 == st.partial_len {
+            return Ok(()); // nothing new arrived
+        }
+        // Write the buffered bytes under a fresh key, switch the state to it, then drop the old
+        // object: a crash at any point leaves the state naming an object that matches it.
+        let len = buf.len() as u64;
+        let old = st.partial.take();
+        let key = format!(
+            "uploads/{}/partial-{}-{}",
+            st.content_id,
+            st.id,
+            crate::contents::new_id(8)
+        );
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(buf.freeze()))
+            .send()
+            .await
+            .map_err(s3_err)?;
+        st.partial = Some(key);
+        st.partial_len = len;
+        self.save(st).await?;
+        if let Some(old) = old {
+            self.delete_object(&old).await;
+        }
+        Ok(())
+    }
+
+    async fn complete(&self, st: &mut UploadState) -> AppResult<()> {
+        let key = layout::source_key(&st.content_id);
+        match &st.s3_upload_id {
+            Some(upload_id) => {
+                let parts = st
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        CompletedPart::builder()
+                            .part_number(p.number)
+                            .e_tag(&p.etag)
+                            .build()
+                    })
+                    .collect();
+                self.s3
+                    .complete_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .upload_id(upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(s3_err)?;
+            }
+            None => {
+                self.s3
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(&key)
+                    .body(ByteStream::from_static(b""))
+                    .send()
+                    .await
+                    .map_err(s3_err)?;
+            }
+        }
+        if let Some(old) = st.partial.take() {
+            self.delete_object(&old).await;
+        }
+        st.partial_len = 0;
+        st.stage = Stage::Stored;
+        METRICS.uploads_completed.inc();
+        tracing::info!(upload_id = %st.id, content_id = %st.content_id, bytes = st.length, "upload stored");
+        self.save(st).await
+    }
+
+    /// Marks the upload handed on.
+    pub(crate) async fn mark_finalized(&self, st: &mut UploadState) -> AppResult<()> {
+        st.stage = Stage::Finalized;
+        self.save(st).await
+    }
+
+    async fn delete_object(&self, key: &str) {
+        if let Err(e) = self
+            .s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            tracing::warn!(key, cause = %DisplayErrorContext(e), "object not deleted");
+        }
+    }
+
+    /// Abandons an upload: aborts the S3 multipart upload and forgets the state (tus
+    /// termination).
+    pub(crate) async fn terminate(&self, st: &UploadState) -> AppResult<()> {
+        if st.stage == Stage::Receiving {
+            if let Some(upload_id) = &st.s3_upload_id {
+                self.s3
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(layout::source_key(&st.content_id))
+                    .upload_id(upload_id)
+                    .send()
+                    .await
+                    .map_err(s3_err)?;
+            }
+            if let Some(key) = &st.partial {
+                self.delete_object(key).await;
+            }
+        }
+        let mut con = self.redis.clone();
+        let _: () = con.del(state_key(&st.id)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Helpers for tests that run against the local stack started by `scripts/stack.sh up`
+//! (`make test` starts it): its `env` file, a tus client, clip generation and token minting.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use serde_json::Value;
+
+/// The running stack, as `$STACK_DIR/env` describes it.
+pub struct Stack {
+    pub edge: String,
+    pub origin: String,
+    pub s3_endpoint: String,
+    pub bucket: String,
+    pub bin_dir: PathBuf,
+    pub config_dir: PathBuf,
+    pub stack_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+impl Stack {
+    /// Reads the stack's env file; fails the test with a clear message when no stack is up.
+    pub fn load() -> Stack {
+        let dir = std::env::var_os("STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root().join(".stack"));
+        let file = dir.join("env");
+        let text = std::fs::read_to_string(&file).unwrap_or_else(|e| {
+            panic!(
+                "no local stack ({}: {e}); run `make test`, or `make up` before `cargo test`",
+                file.display()
+            )
+        });
+        let env: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let get = |k: &str| {
+            env.get(k)
+                .unwrap_or_else(|| panic!("{} lacks {k}", file.display()))
+                .to_string()
+        };
+        Stack {
+            edge: get("EDGE_URL"),
+            origin: get("ORIGIN_URL"),
+            s3_endpoint: get("S3_ENDPOINT"),
+            bucket: get("S3_BUCKET"),
+            bin_dir: get("STREAMGATE_BIN_DIR").into(),
+            config_dir: get("STREAMGATE_CONFIG_DIR").into(),
+            stack_dir: get("STACK_DIR").into(),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("http client"),
+        }
+    }
+
+    /// `POST /v1/contents`; returns the id.
+    pub async fn create_content(&self, title: &str) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/contents", self.origin))
+            .json(&serde_json::json!({ "title": title }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "create content");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["upload_url"], format!("{}/v1/uploads", self.origin));
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// tus creation; returns the upload URL.
+    pub async fn tus_create(&self, content_id: &str, length: u64) -> String {
+        let meta = format!(
+            "content_id {},filename {}",
+            STANDARD.encode(content_id),
+            STANDARD.encode("clip.mp4")
+        );
+        let r = self
+            .http
+            .post(format!("{}/v1/uploads", self.origin))
+            .header("tus-resumable", "1.0.0")
+            .header("upload-length", length.to_string())
+            .header("upload-metadata", meta)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "tus create: {:?}", r.text().await);
+        r.headers()["location"].to_str().unwrap().to_owned()
+    }
+
+    /// One tus PATCH.
+    pub async fn tus_patch(&self, url: &str, offset: u64, body: Vec<u8>) -> reqwest::Response {
+        self.http
+            .patch(url)
+            .header("tus-resumable", "1.0.0")
+            .header("upload-offset", offset.to_string())
+            .header("content-type", "application/offset+octet-stream")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// tus HEAD; returns `Upload-Offset`.
+    pub async fn tus_offset(&self, url: &str) -> u64 {
+        let r = self
+            .http
+            .head(url)
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["cache-control"], "no-store");
+        r.headers()["upload-offset"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
+    /// Creates a content and uploads `data` in `chunk`-sized PATCHes; returns the id.
+    pub async fn upload(&self, title: &str, data: &[u8], chunk: usize) -> String {
+        let id = self.create_content(title).await;
+        let url = self.tus_create(&id, data.len() as u64).await;
+        let mut off = 0;
+        for piece in data.chunks(chunk.max(1)) {
+            let r = self.tus_patch(&url, off as u64, piece.to_vec()).await;
+            assert_eq!(r.status(), 204, "patch at {off}: {:?}", r.text().await);
+            off += piece.len();
+            assert_eq!(
+                r.headers()["upload-offset"].to_str().unwrap(),
+                off.to_string()
+            );
+        }
+        id
+    }
+
+    /// `GET /v1/contents/{id}`.
+    pub async fn content(&self, id: &str) -> Value {
+        let r = self
+            .http
+            .get(format!("{}/v1/contents/{id}", self.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// Polls the content until its status is `ready` or `failed`.
+    pub async fn wait_done(&self, id: &str, timeout: Duration) -> Value {
+        let start = Instant::now();
+        loop {
+            let v = self.content(id).await;
+            let s = v["status"].as_str().unwrap_or_default().to_owned();
+            if s == "ready" || s == "failed" {
+                return v;
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "content {id} still {s} after {timeout:?}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Mints a playback token with the edge's CLI.
+    pub fn mint(&self, content_id: &str, ttl: &str) -> String {
+        let out = Command::new(self.bin_dir.join("streamgate-proxy"))
+            .args(["token", "mint", "--config"])
+            .arg(self.config_dir.join("proxy.toml"))
+            .args(["--content", content_id, "--ttl", ttl])
+            .output()
+            .expect("run streamgate-proxy token mint");
+        assert!(
+            out.status.success(),
+            "mint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t = String::from_utf8(out.stdout).unwrap();
+        let t = t.trim();
+        assert!(
+            !t.is_empty() && !t.contains(char::is_whitespace),
+            "token alone on stdout"
+        );
+        t.to_owned()
+    }
+
+    /// An S3 client with the stack's credentials.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let read = |f: &str| {
+            std::fs::read_to_string(self.stack_dir.join("secrets").join(f))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let creds = aws_sdk_s3::config::Credentials::new(
+            read("s3-access-key"),
+            read("s3-secret-key"),
+            None,
+            None,
+            "test",
+        );
+        let conf = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(&self.s3_endpoint)
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+}
+
+/// Generates a clip with FFmpeg's test sources.
+pub fn make_clip(width: u32, height: u32, seconds: u32, audio: bool) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip.mp4");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=25"));
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    cmd.args([
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ]);
+    // odd sizes cannot be 4:2:0; keep them odd on purpose with 4:4:4
+    if width % 2 == 1 || height % 2 == 1 {
+        cmd.args(["-pix_fmt", "yuv444p"]);
+    } else {
+        cmd.args(["-pix_fmt", "yuv420p"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac", "-shortest"]);
+    }
+    let status = cmd.arg(&out).status().expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg clip generation");
+    std::fs::read(out).unwrap()
+}
+
+/// Deterministic pseudo-random bytes (not a video).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

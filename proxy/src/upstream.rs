@@ -1,0 +1,260 @@
+//! Where a gated request goes and what it looks like on the way: the origin peer, the rewrite
+//! of `/p/{token}/{id}/{path}` to origin's `/v/{id}/{path}`, and the cache key.
+//!
+//! The token stops here. It is not in the upstream path, not in any forwarded header, and not
+//! in the cache key, so every viewer of an object shares one cached copy (DESIGN.md, Tokens).
+
+use std::net::{SocketAddr, ToSocketAddrs};
+
+use pingora::{
+    Error, ErrorType, OrErr, Result, cache::CacheKey, http::RequestHeader,
+    upstreams::peer::HttpPeer,
+};
+use streamgate_config::Upstream;
+
+use crate::token_gate::GatedPath;
+
+/// Request headers never forwarded to origin: credentials (cookies and bearer tokens may carry
+/// session or playback tokens) and the referring URL (which may contain a tokenized path).
+const STRIPPED_REQUEST_HEADERS: [&str; 4] =
+    ["cookie", "authorization", "proxy-authorization", "referer"];
+
+/// Why the origin could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    /// `upstream.origin` does not resolve.
+    #[error("upstream.origin {origin:?} does not resolve: {message}")]
+    Resolve {
+        /// The configured origin.
+        origin: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The object a gated request names, owned so it outlives the request-path borrow.
+///
+/// Stored as one `"{content_id}/{path}"` string: content ids contain no `/`, so the split is
+/// unambiguous, and the upstream path and cache key are both cheap slices of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectRef {
+    key: String,
+    id_len: usize,
+}
+
+impl ObjectRef {
+    /// The object of a parsed gated path (the token is left behind).
+    pub(crate) fn from_gated(g: &GatedPath<'_>) -> Self {
+        let mut key = String::with_capacity(g.content_id.len() + 1 + g.path.len());
+        key.push_str(g.content_id);
+        key.push('/');
+        key.push_str(g.path);
+        Self {
+            key,
+            id_len: g.content_id.len(),
+        }
+    }
+
+    /// The content id.
+    pub(crate) fn content_id(&self) -> &str {
+        &self.key[..self.id_len]
+    }
+
+    /// The path inside the package.
+    pub(crate) fn path(&self) -> &str {
+        &self.key[self.id_len + 1..]
+    }
+
+    /// Origin's path for this object: `/v/{content_id}/{path}`.
+    pub(crate) fn origin_path(&self) -> String {
+        format!("/v/{}", self.key)
+    }
+}
+
+/// The cache key of an object: its content id and path, never the token or query.
+///
+/// The primary key is versioned (`sg1:`) so a future change of layout cannot collide with old
+/// entries; the user tag is the content id, so per-content accounting and invalidation can find
+/// every object of a content.
+#[cfg_attr(
+    not(test),
+    expect(
+        dead_code,
+        reason = "the segment cache (next issue) keys objects with it"
+    )
+)]
+pub(crate) fn cache_key(content_id: &str, path: &str) -> CacheKey {
+    CacheKey::new(format!("sg1:{content_id}/{path}"), content_id)
+}
+
+/// The origin every gated request is fetched from.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    /// Template peer (address resolved once at start-up, TLS and timeouts set), cloned per
+    /// request.
+    peer: HttpPeer,
+    /// `Host` header sent to origin.
+    host: String,
+}
+
+impl Origin {
+    /// Resolves `upstream.origin` and prepares the peer.
+    ///
+    /// The address is resolved once, here: `HttpPeer::new` would resolve (blocking) and panic on
+    /// failure, which must not happen on the request path.
+    ///
+    /// # Errors
+    /// The origin does not resolve.
+    pub(crate) fn from_conf(conf: &Upstream) -> Result<Self, UpstreamError> {
+        let addr: SocketAddr = conf
+            .origin
+            .to_socket_addrs()
+            .map_err(|e| UpstreamError::Resolve {
+                origin: conf.origin.clone(),
+                message: e.to_string(),
+            })?
+            .next()
+            .ok_or_else(|| UpstreamError::Resolve {
+                origin: conf.origin.clone(),
+                message: "no addresses".into(),
+            })?;
+        // `host:port` was validated by the config loader; fall back to the whole string.
+        let (host, port) = conf.origin.rsplit_once(':').unwrap_or((&conf.origin, ""));
+        let sni = if conf.sni.is_empty() {
+            host.trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned()
+        } else {
+            conf.sni.clone()
+        };
+        let default_port = if conf.tls { "443" } else { "80" };
+        let host_header = if conf.tls && !conf.sni.is_empty() {
+            conf.sni.clone()
+        } else if port == default_port {
+            host.to_owned()
+        } else {
+            conf.origin.clone()
+        };
+        let mut peer = HttpPeer::new(addr, conf.tls, sni);
+        peer.options.connection_timeout = Some(conf.connect_timeout);
+        peer.options.total_connection_timeout = Some(conf.connect_timeout);
+        peer.options.read_timeout = Some(conf.read_timeout);
+        peer.options.write_timeout = Some(conf.read_timeout);
+        Ok(Self {
+            peer,
+            host: host_header,
+        })
+    }
+
+    /// The peer for one request.
+    pub(crate) fn peer(&self) -> Box<HttpPeer> {
+        Box::new(self.peer.clone())
+    }
+
+    /// Rewrites the upstream request for `object`: origin's path without the token or query,
+    /// origin's `Host`, and no credentials. `Range`, `If-None-Match` and the other conditional
+    /// headers pass through untouched.
+    ///
+    /// # Errors
+    /// An internal error if the path or host cannot form a URI or header (validated input
+    /// makes this unreachable in practice).
+    pub(crate) fn rewrite(&self, req: &mut RequestHeader, object: &ObjectRef) -> Result<()> {
+        let uri = http::Uri::try_from(object.origin_path())
+            .or_err(ErrorType::InternalError, "building origin uri")?;
+        req.set_uri(uri);
+        req.insert_header(http::header::HOST, self.host.as_str())
+            .map_err(|e| {
+                Error::because(ErrorType::InternalError, "setting origin host header", e)
+            })?;
+        for name in STRIPPED_REQUEST_HEADERS {
+            req.remove_header(name);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pingora::cache::key::CacheHashKey;
+
+    use super::*;
+
+    fn upstream(origin: &str, tls: bool, sni: &str) -> Upstream {
+        Upstream {
+            origin: origin.into(),
+            tls,
+            sni: sni.into(),
+            connect_timeout: Duration::from_secs(1),
+            read_timeout: Duration::from_secs(2),
+        }
+    }
+
+    fn object(p: &str) -> ObjectRef {
+        let g = GatedPath::parse(p).unwrap().unwrap();
+        ObjectRef::from_gated(&g)
+    }
+
+    #[test]
+    fn object_ref_drops_the_token() {
+        let o = object("/p/SECRET/c1/720p/seg-1.m4s");
+        assert_eq!(o.content_id(), "c1");
+        assert_eq!(o.path(), "720p/seg-1.m4s");
+        assert_eq!(o.origin_path(), "/v/c1/720p/seg-1.m4s");
+        assert!(!o.origin_path().contains("SECRET"));
+    }
+
+    #[test]
+    fn cache_key_ignores_the_token() {
+        let a = object("/p/tokenA/c1/master.m3u8");
+        let b = object("/p/tokenB/c1/master.m3u8");
+        let ka = cache_key(a.content_id(), a.path());
+        let kb = cache_key(b.content_id(), b.path());
+        assert_eq!(ka.primary_bin(), kb.primary_bin());
+        assert_eq!(ka.primary_key(), b"sg1:c1/master.m3u8");
+        assert_eq!(ka.user_tag(), "c1");
+        let other = cache_key("c1", "manifest.mpd");
+        assert_ne!(ka.primary_bin(), other.primary_bin());
+    }
+
+    #[test]
+    fn rewrite_sets_path_host_and_strips_credentials() {
+        let origin = Origin::from_conf(&upstream("127.0.0.1:8081", false, "")).unwrap();
+        let mut req = RequestHeader::build("GET", b"/p/TOK/c1/a.ts?x=TOK", None).unwrap();
+        req.insert_header("cookie", "sg_token=TOK").unwrap();
+        req.insert_header("authorization", "Bearer TOK").unwrap();
+        req.insert_header("range", "bytes=0-99").unwrap();
+        req.insert_header("if-none-match", "\"e1\"").unwrap();
+        req.insert_header("host", "edge.example").unwrap();
+        origin.rewrite(&mut req, &object("/p/TOK/c1/a.ts")).unwrap();
+        assert_eq!(req.uri.to_string(), "/v/c1/a.ts");
+        assert_eq!(req.headers["host"], "127.0.0.1:8081");
+        assert!(req.headers.get("cookie").is_none());
+        assert!(req.headers.get("authorization").is_none());
+        assert_eq!(req.headers["range"], "bytes=0-99");
+        assert_eq!(req.headers["if-none-match"], "\"e1\"");
+        for (_, v) in req.headers.iter() {
+            assert!(!v.to_str().unwrap_or("").contains("TOK"));
+        }
+    }
+
+    #[test]
+    fn host_header_and_peer() {
+        let o = Origin::from_conf(&upstream("127.0.0.1:80", false, "")).unwrap();
+        assert_eq!(o.host, "127.0.0.1");
+        let o = Origin::from_conf(&upstream("127.0.0.1:8443", true, "origin.example")).unwrap();
+        assert_eq!(o.host, "origin.example");
+        let p = o.peer();
+        assert!(p.is_tls());
+        assert_eq!(p.sni, "origin.example");
+        assert_eq!(p.options.connection_timeout, Some(Duration::from_secs(1)));
+        assert_eq!(p.options.read_timeout, Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn unresolvable_origin_is_an_error() {
+        let err = Origin::from_conf(&upstream("no-such-host.invalid:80", false, "")).unwrap_err();
+        assert!(err.to_string().contains("no-such-host.invalid"));
+    }
+}

@@ -1,0 +1,297 @@
+//! Text work on FFmpeg's manifests: renaming representation folders after the rungs, reading
+//! playlists, and checking that a package is complete before it is published.
+
+use std::path::Path;
+
+use streamgate_config::contract::is_valid_media_path;
+
+use crate::Error;
+
+/// File name of each rendition's HLS media playlist inside its folder.
+pub(crate) const MEDIA_PLAYLIST: &str = "index.m3u8";
+
+/// Rewrites FFmpeg's `media_{index}.m3u8` for a playlist living in its rendition's folder:
+/// `{index}/seg-00001.m4s` becomes `seg-00001.m4s`, and wall-clock `EXT-X-PROGRAM-DATE-TIME`
+/// tags (meaningless for VOD) are dropped.
+pub(crate) fn rewrite_media_playlist(text: &str, index: usize) -> Result<String, Error> {
+    let prefix = format!("{index}/");
+    let map_prefix = format!("#EXT-X-MAP:URI=\"{prefix}");
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.starts_with("#EXT-X-PROGRAM-DATE-TIME") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix(&map_prefix) {
+            out.push_str("#EXT-X-MAP:URI=\"");
+            out.push_str(rest);
+        } else if line.is_empty() || line.starts_with('#') {
+            out.push_str(line);
+        } else if let Some(rest) = line.strip_prefix(&prefix) {
+            out.push_str(rest);
+        } else {
+            return Err(Error::Package(format!(
+                "unexpected segment uri {line:?} in media_{index}.m3u8"
+            )));
+        }
+        out.push('\n');
+    }
+    Ok(out)
+}
+
+/// Points FFmpeg's master playlist at the renamed media playlists: `media_{i}.m3u8` becomes
+/// `{folder}/index.m3u8` and the audio group member is named after its folder.
+pub(crate) fn rewrite_master(text: &str, folders: &[String]) -> String {
+    let mut out = text.to_owned();
+    for (i, folder) in folders.iter().enumerate() {
+        out = out.replace(
+            &format!("\"media_{i}.m3u8\""),
+            &format!("\"{folder}/{MEDIA_PLAYLIST}\""),
+        );
+        out = out.replace(
+            &format!("NAME=\"audio_{i}\""),
+            &format!("NAME=\"{folder}\""),
+        );
+    }
+    out.lines()
+        .map(|l| {
+            match l
+                .trim()
+                .strip_prefix("media_")
+                .and_then(|r| r.strip_suffix(".m3u8"))
+            {
+                Some(i) => match i.parse::<usize>().ok().and_then(|i| folders.get(i)) {
+                    Some(folder) => format!("{folder}/{MEDIA_PLAYLIST}\n"),
+                    None => format!("{l}\n"),
+                },
+                None => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+/// Names each DASH `Representation` after its folder, so that the `$RepresentationID$/…`
+/// templates FFmpeg wrote resolve to the renamed folders.
+pub(crate) fn rewrite_mpd(text: &str, folders: &[String]) -> Result<String, Error> {
+    let mut out = text.to_owned();
+    for (i, folder) in folders.iter().enumerate() {
+        let from = format!("<Representation id=\"{i}\"");
+        if !out.contains(&from) {
+            return Err(Error::Package(format!(
+                "manifest.mpd has no representation {i}"
+            )));
+        }
+        out = out.replacen(&from, &format!("<Representation id=\"{folder}\""), 1);
+    }
+    Ok(out)
+}
+
+/// Every URI a playlist references: URI lines and `URI="…"` attributes (`EXT-X-MAP`,
+/// `EXT-X-MEDIA`), in order.
+pub fn playlist_uris(text: &str) -> Vec<String> {
+    let mut uris = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() {
+            continue;
+        }
+        if !line.starts_with('#') {
+            uris.push(line.to_owned());
+            continue;
+        }
+        if let Some(at) = line.find("URI=\"") {
+            let rest = &line[at + 5..];
+            if let Some(end) = rest.find('"') {
+                uris.push(rest[..end].to_owned());
+            }
+        }
+    }
+    uris
+}
+
+/// Sum of `#EXTINF` durations, seconds.
+pub fn extinf_total(text: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("#EXTINF:"))
+        .filter_map(|v| v.split(',').next()?.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// One `EXT-X-STREAM-INF` of a master playlist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MasterVariant {
+    /// The media playlist it points at.
+    pub uri: String,
+    /// `BANDWIDTH`, bits per second.
+    pub bandwidth: u64,
+    /// `RESOLUTION` as (width, height), when present.
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// The variant streams of a master playlist.
+pub fn master_variants(text: &str) -> Vec<MasterVariant> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().map(str::trim);
+    while let Some(line) = lines.next() {
+        let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") else {
+            continue;
+        };
+        let attr = |name: &str| {
+            attrs
+                .split(',')
+                .find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))
+                .map(str::to_owned)
+        };
+        let bandwidth = attr("BANDWIDTH").and_then(|b| b.parse().ok()).unwrap_or(0);
+        let resolution = attr("RESOLUTION").and_then(|r| {
+            let (w, h) = r.split_once('x')?;
+            Some((w.parse().ok()?, h.parse().ok()?))
+        });
+        if let Some(uri) = lines
+            .by_ref()
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            out.push(MasterVariant {
+                uri: uri.to_owned(),
+                bandwidth,
+                resolution,
+            });
+        }
+    }
+    out
+}
+
+/// Checks a package directory: both manifests exist, every playlist the master references
+/// exists, and every segment and init file those playlists reference exists and is non-empty.
+///
+/// # Errors
+/// [`Error::Package`] naming the first missing or empty file.
+pub(crate) async fn verify(dir: &Path, mpd: &str, master: &str) -> Result<(), Error> {
+    for name in [mpd, master] {
+        non_empty(dir, name).await?;
+    }
+    let master_text = read(dir, master).await?;
+    let playlists = playlist_uris(&master_text);
+    if playlists.is_empty() {
+        return Err(Error::Package("master playlist references nothing".into()));
+    }
+    for playlist in playlists {
+        let text = read(dir, &playlist).await?;
+        let base = playlist.rsplit_once('/').map(|(b, _)| b);
+        let uris = playlist_uris(&text);
+        if !uris.iter().any(|u| u.ends_with(".m4s")) {
+            return Err(Error::Package(format!("{playlist} has no segments")));
+        }
+        for uri in uris {
+            let path = base.map_or_else(|| uri.clone(), |b| format!("{b}/{uri}"));
+            non_empty(dir, &path).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn read(dir: &Path, rel: &str) -> Result<String, Error> {
+    non_empty(dir, rel).await?;
+    let path = dir.join(rel);
+    tokio::fs::read_to_string(&path)
+        .await
+        .map_err(Error::io("reading", path))
+}
+
+async fn non_empty(dir: &Path, rel: &str) -> Result<(), Error> {
+    if !is_valid_media_path(rel) {
+        return Err(Error::Package(format!("bad path {rel:?} in a manifest")));
+    }
+    match tokio::fs::metadata(dir.join(rel)).await {
+        Ok(m) if m.is_file() && m.len() > 0 => Ok(()),
+        Ok(_) => Err(Error::Package(format!("{rel} is empty"))),
+        Err(_) => Err(Error::Package(format!("{rel} is missing"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MEDIA: &str = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"1/init.mp4\"\n\
+        #EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000+0000\n1/seg-00001.m4s\n\
+        #EXTINF:1.500000,\n1/seg-00002.m4s\n#EXT-X-ENDLIST\n";
+
+    const MASTER: &str = "#EXTM3U\n#EXT-X-VERSION:7\n\
+        #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"audio_2\",DEFAULT=YES,URI=\"media_2.m3u8\"\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=532925,RESOLUTION=426x240,CODECS=\"avc1.640015,mp4a.40.2\",AUDIO=\"group_A1\"\n\
+        media_0.m3u8\n\n\
+        #EXT-X-STREAM-INF:BANDWIDTH=932925,RESOLUTION=640x360,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_A1\"\n\
+        media_1.m3u8\n";
+
+    fn folders() -> Vec<String> {
+        ["240p", "360p", "audio"].map(String::from).to_vec()
+    }
+
+    #[test]
+    fn media_playlist_is_relative_to_its_folder() {
+        let out = rewrite_media_playlist(MEDIA, 1).unwrap();
+        assert_eq!(
+            playlist_uris(&out),
+            ["init.mp4", "seg-00001.m4s", "seg-00002.m4s"]
+        );
+        assert!(!out.contains("PROGRAM-DATE-TIME"));
+        assert!((extinf_total(&out) - 3.5).abs() < 1e-9);
+        assert!(rewrite_media_playlist(MEDIA, 0).is_err());
+    }
+
+    #[test]
+    fn master_points_at_folders() {
+        let out = rewrite_master(MASTER, &folders());
+        assert_eq!(
+            playlist_uris(&out),
+            ["audio/index.m3u8", "240p/index.m3u8", "360p/index.m3u8"]
+        );
+        assert!(out.contains("NAME=\"audio\""));
+        let v = master_variants(&out);
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[1].uri, "360p/index.m3u8");
+        assert_eq!(v[1].bandwidth, 932_925);
+        assert_eq!(v[0].resolution, Some((426, 240)));
+    }
+
+    #[test]
+    fn mpd_representations_are_renamed() {
+        let mpd = "<Representation id=\"0\" a><SegmentTemplate initialization=\"$RepresentationID$/init.mp4\"/>\
+            <Representation id=\"1\" b><Representation id=\"2\" c>";
+        let out = rewrite_mpd(mpd, &folders()).unwrap();
+        assert!(out.contains("<Representation id=\"240p\" a>"));
+        assert!(out.contains("<Representation id=\"audio\" c>"));
+        assert!(out.contains("$RepresentationID$/init.mp4"));
+        assert!(rewrite_mpd("<Representation id=\"0\"", &folders()).is_err());
+    }
+
+    #[tokio::test]
+    async fn verify_finds_missing_and_empty_segments() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("360p")).unwrap();
+        std::fs::write(d.join("manifest.mpd"), "<MPD/>").unwrap();
+        std::fs::write(
+            d.join("master.m3u8"),
+            "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n",
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("360p/index.m3u8"),
+            rewrite_media_playlist(MEDIA, 1).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(d.join("360p/init.mp4"), "x").unwrap();
+        std::fs::write(d.join("360p/seg-00001.m4s"), "x").unwrap();
+        let e = verify(d, "manifest.mpd", "master.m3u8").await.unwrap_err();
+        assert!(
+            e.to_string().contains("360p/seg-00002.m4s is missing"),
+            "{e}"
+        );
+        std::fs::write(d.join("360p/seg-00002.m4s"), "").unwrap();
+        let e = verify(d, "manifest.mpd", "master.m3u8").await.unwrap_err();
+        assert!(e.to_string().contains("is empty"), "{e}");
+        std::fs::write(d.join("360p/seg-00002.m4s"), "x").unwrap();
+        verify(d, "manifest.mpd", "master.m3u8").await.unwrap();
+    }
+}

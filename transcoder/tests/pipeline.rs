@@ -1,0 +1,213 @@
+//! Runs the real FFmpeg pipeline ([`streamgate_transcoder::transcode`]) on short generated clips
+//! and checks the package: playlists, segments, MPD, decodability and duration.
+
+mod utils;
+
+use std::{
+    path::Path,
+    process::Command,
+    sync::{Arc, Mutex},
+};
+
+use streamgate_config::{Rung, default_ladder};
+use streamgate_transcoder::{
+    Error, Package, extinf_total, master_variants, playlist_uris, transcode,
+};
+use tokio::sync::watch;
+use utils::{ffmpeg_config, make_clip, read, small_ladder};
+
+/// Transcodes `src` in `work`, collecting progress reports.
+async fn run(src: &Path, work: &Path, ladder: &[Rung]) -> (Result<Package, Error>, Vec<f32>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let progress = move |p: f32| sink.lock().expect("not poisoned").push(p);
+    let (_tx, cancel) = watch::channel(false);
+    let r = transcode(&ffmpeg_config(), ladder, src, work, &progress, cancel).await;
+    let seen = seen.lock().expect("not poisoned").clone();
+    (r, seen)
+}
+
+/// Checks everything a player relies on; returns the media playlists' URIs.
+fn check_package(pkg: &Package, expect: &[(&str, u32, u32)], seconds: f64) {
+    let dir = &pkg.dir;
+    let master = read(dir, "master.m3u8");
+    let variants = master_variants(&master);
+    assert_eq!(variants.len(), expect.len(), "{master}");
+    for ((name, w, h), v) in expect.iter().zip(&variants) {
+        assert_eq!(v.uri, format!("{name}/index.m3u8"));
+        assert_eq!(v.resolution, Some((*w, *h)), "{master}");
+        assert!(v.bandwidth > 0);
+    }
+    let got: Vec<_> = pkg
+        .renditions
+        .iter()
+        .map(|r| (r.name.as_str(), r.width, r.height))
+        .collect();
+    assert_eq!(got, expect);
+    assert_eq!(master.contains("TYPE=AUDIO"), pkg.has_audio, "{master}");
+
+    let mpd = read(dir, "manifest.mpd");
+    for (name, w, h) in expect {
+        let rep = format!("<Representation id=\"{name}\"");
+        let at = mpd
+            .find(&rep)
+            .unwrap_or_else(|| panic!("{rep} missing in\n{mpd}"));
+        assert!(
+            mpd[at..].contains(&format!("width=\"{w}\" height=\"{h}\"")),
+            "{mpd}"
+        );
+    }
+    assert_eq!(mpd.contains("<Representation id=\"audio\""), pkg.has_audio);
+
+    for uri in playlist_uris(&master) {
+        let playlist = read(dir, &uri);
+        let folder = uri.rsplit_once('/').expect("in a folder").0;
+        let uris = playlist_uris(&playlist);
+        assert_eq!(uris[0], "init.mp4");
+        for u in &uris {
+            let len = std::fs::metadata(dir.join(folder).join(u))
+                .expect("segment exists")
+                .len();
+            assert!(len > 0, "{folder}/{u} empty");
+        }
+        let total = extinf_total(&playlist);
+        assert!(
+            (total - seconds).abs() <= 0.5,
+            "{uri}: EXTINF sum {total} vs {seconds}"
+        );
+        decodes(&dir.join(folder), &uris[1]);
+    }
+    assert!(
+        (pkg.duration_s - seconds).abs() <= 0.5,
+        "duration {}",
+        pkg.duration_s
+    );
+}
+
+/// ffprobe decodes init + first segment concatenated.
+fn decodes(folder: &Path, first: &str) {
+    let mut bytes = std::fs::read(folder.join("init.mp4")).expect("init");
+    bytes.extend(std::fs::read(folder.join(first)).expect("segment"));
+    let joined = folder.join("joined.mp4");
+    std::fs::write(&joined, bytes).expect("write");
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames,codec_type",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&joined)
+        .output()
+        .expect("ffprobe runs");
+    std::fs::remove_file(&joined).expect("cleanup");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let frames: u64 = text
+        .lines()
+        .filter_map(|l| l.split(',').find_map(|f| f.trim().parse::<u64>().ok()))
+        .sum();
+    assert!(
+        frames > 0,
+        "no frames decoded in {}: {text}",
+        folder.display()
+    );
+}
+
+#[tokio::test]
+async fn landscape_with_audio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.mp4");
+    make_clip(&src, 640, 360, 6, true);
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let (pkg, progress) = run(&src, &work, &small_ladder()).await;
+    let pkg = pkg.expect("transcodes");
+    assert!(pkg.has_audio);
+    check_package(&pkg, &[("180p", 320, 180), ("360p", 640, 360)], 6.0);
+    assert!(!progress.is_empty() && progress.iter().all(|p| (0.0..=100.0).contains(p)));
+    assert!(*progress.last().unwrap() > 90.0, "{progress:?}");
+    let audio = read(&pkg.dir, "audio/index.m3u8");
+    assert!(playlist_uris(&audio).len() > 1);
+}
+
+#[tokio::test]
+async fn portrait_without_audio() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.mp4");
+    make_clip(&src, 360, 640, 4, false);
+    let (pkg, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let pkg = pkg.expect("transcodes");
+    assert!(!pkg.has_audio);
+    check_package(&pkg, &[("180p", 180, 320), ("360p", 360, 640)], 4.0);
+    assert!(!pkg.dir.join("audio").exists());
+}
+
+#[tokio::test]
+async fn odd_size_gets_one_even_rung() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.mp4");
+    make_clip(&src, 321, 241, 3, true);
+    // No default rung fits under the 241-pixel short side: one rung at the source's size.
+    let (pkg, _) = run(&src, tmp.path(), &default_ladder()).await;
+    let pkg = pkg.expect("transcodes");
+    check_package(&pkg, &[("240p", 320, 240)], 3.0);
+}
+
+#[tokio::test]
+async fn text_file_is_a_permanent_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("source");
+    std::fs::write(&src, "hello, this is not a video\n".repeat(100)).unwrap();
+    let (r, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let e = r.expect_err("a text file is not a video");
+    assert!(e.is_permanent(), "{e:?}");
+    assert!(e.to_string().contains("no video stream found"), "{e}");
+}
+
+#[tokio::test]
+async fn audio_only_is_a_permanent_failure() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("tone.m4a");
+    let status = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440",
+            "-t",
+            "2",
+        ])
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (r, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let e = r.expect_err("audio only");
+    assert!(e.is_permanent());
+    assert_eq!(e.to_string(), "no video stream found");
+}
+
+#[tokio::test]
+async fn cancellation_kills_ffmpeg() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src.mp4");
+    make_clip(&src, 640, 360, 6, false);
+    let (tx, cancel) = watch::channel(false);
+    tx.send(true).unwrap();
+    let mut cfg = ffmpeg_config();
+    cfg.preset = "veryslow".into();
+    let r = transcode(&cfg, &small_ladder(), &src, tmp.path(), &|_| {}, cancel).await;
+    let e = r.expect_err("cancelled");
+    assert!(matches!(e, Error::Shutdown) && !e.is_permanent(), "{e:?}");
+}

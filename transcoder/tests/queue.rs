@@ -1,0 +1,371 @@
+//! End to end against a private `redis-server` and `s3s-fs`: a job becomes a package in S3 and
+//! a `ready` event, a malformed job is dead-lettered, a text upload fails permanently.
+//!
+//! Skipped (with a message) when `redis-server` or `s3s-fs` is not installed.
+
+mod utils;
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use redis::AsyncCommands;
+use streamgate_config::{
+    FfmpegConfig, LogConfig, MetricsConfig, RedisConfig, S3Config, Secret, TranscoderConfig,
+    WorkerConfig,
+    contract::{EVENTS_STREAM, Event, JOBS_DEAD_LETTER, JOBS_GROUP, JOBS_STREAM, Job},
+};
+use streamgate_transcoder::run_until;
+use tokio::sync::watch;
+use utils::{make_clip, small_ladder};
+
+/// Kills the child process it owns when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(program: &str, args: &[&str]) -> Option<Proc> {
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    Some(Proc(child))
+}
+
+async fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "port {port} never opened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn config(redis_port: u16, s3_port: u16) -> TranscoderConfig {
+    TranscoderConfig {
+        worker: WorkerConfig {
+            name: "w1".into(),
+            block: Duration::from_millis(200),
+            ..WorkerConfig::default()
+        },
+        metrics: MetricsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+        },
+        s3: S3Config {
+            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            region: "us-east-1".into(),
+            bucket: "media-test".into(),
+            force_path_style: true,
+            access_key: Secret::new("AK"),
+            secret_key: Secret::new("SKSKSKSK"),
+            create_bucket: true,
+        },
+        redis: RedisConfig {
+            url: format!("redis://127.0.0.1:{redis_port}"),
+            command_timeout: Duration::from_secs(2),
+        },
+        ffmpeg: FfmpegConfig {
+            preset: "ultrafast".into(),
+            segment_seconds: 2,
+            ..FfmpegConfig::default()
+        },
+        ladder: small_ladder(),
+        log: LogConfig::default(),
+    }
+}
+
+fn job(id: &str) -> String {
+    serde_json::to_string(&Job {
+        content_id: id.into(),
+        source_key: format!("uploads/{id}/source"),
+        enqueued_at_ms: 0,
+    })
+    .unwrap()
+}
+
+/// Final events (`ready` / `failed`) seen so far, by content id.
+async fn final_events(conn: &mut redis::aio::MultiplexedConnection) -> Vec<Event> {
+    let reply: redis::streams::StreamRangeReply = conn.xrange_all(EVENTS_STREAM).await.unwrap();
+    reply
+        .ids
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Event>(&e.get::<String>("data")?).ok())
+        .filter(|e| matches!(e, Event::Ready { .. } | Event::Failed { .. }))
+        .collect()
+}
+
+/// A private Redis and S3 for one test; both are killed on drop.
+struct Stack {
+    _redis: Proc,
+    _s3: Proc,
+    rp: u16,
+    sp: u16,
+    tmp: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let (rp, sp) = (free_port(), free_port());
+    let tmp = tempfile::tempdir().unwrap();
+    let s3_dir = tmp.path().join("s3");
+    std::fs::create_dir(&s3_dir).unwrap();
+    let rps = rp.to_string();
+    let Some(_redis) = spawn(
+        "redis-server",
+        &["--port", &rps, "--save", "", "--appendonly", "no"],
+    ) else {
+        panic!("redis-server is not installed: run `make setup`");
+    };
+    let sps = sp.to_string();
+    let s3_args = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &sps,
+        "--access-key",
+        "AK",
+        "--secret-key",
+        "SKSKSKSK",
+    ];
+    let s3_bin = std::env::var("HOME")
+        .map(|h| format!("{h}/.cargo/bin/s3s-fs"))
+        .unwrap_or_default();
+    let mut args = s3_args.to_vec();
+    let dir = s3_dir.to_string_lossy().into_owned();
+    args.push(&dir);
+    let Some(_s3) = spawn("s3s-fs", &args).or_else(|| spawn(&s3_bin, &args)) else {
+        panic!("s3s-fs is not installed: run `make setup`");
+    };
+    wait_port(rp).await;
+    wait_port(sp).await;
+
+    Stack {
+        _redis,
+        _s3,
+        rp,
+        sp,
+        tmp,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_to_ready_package() {
+    let st = stack().await;
+    let (rp, sp, tmp) = (st.rp, st.sp, &st.tmp);
+    let cfg = config(rp, sp);
+    let s3 = streamgate_transcoder::s3::client(&cfg.s3);
+    s3.create_bucket()
+        .bucket("media-test")
+        .send()
+        .await
+        .unwrap();
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, 640, 360, 4, true);
+    for (id, path) in [("good", clip.clone()), ("text", tmp.path().join("t.txt"))] {
+        if id == "text" {
+            std::fs::write(&path, "not a video").unwrap();
+        }
+        let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
+            .await
+            .unwrap();
+        s3.put_object()
+            .bucket("media-test")
+            .key(format!("uploads/{id}/source"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let client = redis::Client::open(cfg.redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Enqueued before any worker exists: the group is created from 0, so nothing is lost.
+    for data in [job("good"), "{not json".to_owned(), job("text")] {
+        let _: String = conn
+            .xadd(JOBS_STREAM, "*", &[("data", data)])
+            .await
+            .unwrap();
+    }
+
+    let (stop, shutdown) = watch::channel(false);
+    let service = tokio::spawn(run_until(cfg, shutdown));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
+        let events = final_events(&mut conn).await;
+        if events.len() >= 2 {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no final events: {events:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.send(true).unwrap();
+    service.await.unwrap().unwrap();
+
+    let ready = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Ready {
+                content_id,
+                renditions,
+                duration_s,
+                has_audio,
+            } if content_id == "good" => Some((renditions.clone(), *duration_s, *has_audio)),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no ready event: {events:?}"));
+    assert_eq!(
+        ready.0.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+        ["180p", "360p"]
+    );
+    assert!((ready.1 - 4.0).abs() < 0.5 && ready.2);
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Failed { content_id, error } if content_id == "text" && error.contains("no video stream found"))));
+
+    let pending: redis::streams::StreamPendingReply =
+        conn.xpending(JOBS_STREAM, JOBS_GROUP).await.unwrap();
+    assert_eq!(pending.count(), 0, "every job acknowledged");
+    let dead: usize = conn.xlen(JOBS_DEAD_LETTER).await.unwrap();
+    assert_eq!(dead, 1, "the malformed job is dead-lettered");
+
+    let master = s3
+        .get_object()
+        .bucket("media-test")
+        .key("media/good/master.m3u8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(master.content_type(), Some("application/vnd.apple.mpegurl"));
+    let listed = s3
+        .list_objects_v2()
+        .bucket("media-test")
+        .prefix("media/good/")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<_> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    for k in [
+        "media/good/manifest.mpd",
+        "media/good/360p/index.m3u8",
+        "media/good/360p/init.mp4",
+        "media/good/360p/seg-00001.m4s",
+        "media/good/audio/index.m3u8",
+    ] {
+        assert!(keys.contains(&k), "{k} not in {keys:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn abandoned_job_is_reclaimed_then_dead_lettered() {
+    let st = stack().await;
+    let mut cfg = config(st.rp, st.sp);
+    cfg.worker.reclaim_idle = Duration::from_millis(300);
+    cfg.worker.heartbeat = Duration::from_millis(100);
+    cfg.worker.max_attempts = 2;
+    let s3 = streamgate_transcoder::s3::client(&cfg.s3);
+    s3.create_bucket()
+        .bucket("media-test")
+        .send()
+        .await
+        .unwrap();
+    let clip = st.tmp.path().join("clip.mp4");
+    make_clip(&clip, 320, 180, 2, false);
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(&clip)
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("media-test")
+        .key("uploads/lost/source")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let client = redis::Client::open(cfg.redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg(&["CREATE", JOBS_STREAM, JOBS_GROUP, "0", "MKSTREAM"])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Two jobs taken by a worker that then "dies": one delivered once (reclaimed as attempt 2
+    // of 2, finished), one already delivered 3 times (over the limit: dead-lettered, failed).
+    let _: String = conn
+        .xadd(JOBS_STREAM, "*", &[("data", job("lost"))])
+        .await
+        .unwrap();
+    let cursed: String = conn
+        .xadd(JOBS_STREAM, "*", &[("data", job("cursed"))])
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XREADGROUP")
+        .arg(&[
+            "GROUP",
+            JOBS_GROUP,
+            "dead",
+            "COUNT",
+            "2",
+            "STREAMS",
+            JOBS_STREAM,
+            ">",
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg(&[
+            JOBS_STREAM,
+            JOBS_GROUP,
+            "dead",
+            "0",
+            &cursed,
+            "RETRYCOUNT",
+            "3",
+            "JUSTID",
+        ])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    let service = tokio::spawn(run_until(cfg, shutdown));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let events = loop {
+        let events = final_events(&mut conn).await;
+        if events.len() >= 2 {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no final events: {events:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.send(true).unwrap();
+    service.await.unwrap().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Ready { content_id, .. } if content_id == "lost")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(e,
+        Event::Failed { content_id, error } if content_id == "cursed" && error.starts_with("gave up after 2 attempts"))),
+        "{events:?}");
+    let pending: redis::streams::StreamPendingReply =
+        conn.xpending(JOBS_STREAM, JOBS_GROUP).await.unwrap();
+    assert_eq!(pending.count(), 0);
+    let dead: usize = conn.xlen(JOBS_DEAD_LETTER).await.unwrap();
+    assert_eq!(dead, 1);
+}
