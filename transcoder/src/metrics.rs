@@ -41,26 +41,38 @@ impl Metrics {
             1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
         ];
         let m = Self {
-            jobs_started: IntCounter::new("transcoder_jobs_started_total", "jobs taken")?,
-            jobs_succeeded: IntCounter::new("transcoder_jobs_succeeded_total", "jobs published")?,
+            jobs_started: IntCounter::new(
+                "streamgate_transcoder_jobs_started_total",
+                "jobs taken",
+            )?,
+            jobs_succeeded: IntCounter::new(
+                "streamgate_transcoder_jobs_succeeded_total",
+                "jobs published",
+            )?,
             jobs_failed: IntCounterVec::new(
-                Opts::new("transcoder_jobs_failed_total", "jobs failed, by reason"),
+                Opts::new(
+                    "streamgate_transcoder_jobs_failed_total",
+                    "jobs failed, by reason",
+                ),
                 &["reason"],
             )?,
             job_seconds: Histogram::with_opts(
-                HistogramOpts::new("transcoder_job_duration_seconds", "job wall time")
-                    .buckets(buckets.clone()),
+                HistogramOpts::new(
+                    "streamgate_transcoder_job_duration_seconds",
+                    "job wall time",
+                )
+                .buckets(buckets.clone()),
             )?,
             ffmpeg_seconds: Histogram::with_opts(
-                HistogramOpts::new("transcoder_ffmpeg_seconds", "ffmpeg wall time")
+                HistogramOpts::new("streamgate_transcoder_ffmpeg_seconds", "ffmpeg wall time")
                     .buckets(buckets),
             )?,
             bytes_uploaded: IntCounter::new(
-                "transcoder_uploaded_bytes_total",
+                "streamgate_transcoder_uploaded_bytes_total",
                 "bytes uploaded to s3",
             )?,
             reclaimed: IntCounter::new(
-                "transcoder_jobs_reclaimed_total",
+                "streamgate_transcoder_jobs_reclaimed_total",
                 "jobs taken over from dead workers",
             )?,
             registry,
@@ -136,12 +148,12 @@ mod tests {
         m.failed("permanent");
         let text = m.render();
         for name in [
-            "transcoder_jobs_started_total 1",
-            "transcoder_jobs_failed_total{reason=\"permanent\"} 1",
-            "transcoder_jobs_failed_total{reason=\"dead_letter\"} 0",
-            "transcoder_job_duration_seconds_bucket",
-            "transcoder_uploaded_bytes_total",
-            "transcoder_jobs_reclaimed_total",
+            "streamgate_transcoder_jobs_started_total 1",
+            "streamgate_transcoder_jobs_failed_total{reason=\"permanent\"} 1",
+            "streamgate_transcoder_jobs_failed_total{reason=\"dead_letter\"} 0",
+            "streamgate_transcoder_job_duration_seconds_bucket",
+            "streamgate_transcoder_uploaded_bytes_total",
+            "streamgate_transcoder_jobs_reclaimed_total",
         ] {
             assert!(text.contains(name), "{name} missing from\n{text}");
         }

@@ -153,8 +153,14 @@ impl Worker {
         progress: &watch::Sender<Option<f32>>,
         cancel: watch::Receiver<bool>,
     ) -> Result<(Package, u64), Error> {
+        // The content id in the scratch dir's name lets operators tell jobs apart.
+        let prefix = if streamgate_config::contract::is_valid_content_id(&job.content_id) {
+            format!("sg-job-{}-", job.content_id)
+        } else {
+            "sg-job-".to_owned()
+        };
         let mut b = tempfile::Builder::new();
-        b.prefix("sg-job-");
+        b.prefix(&prefix);
         let work = if self.cfg.worker.work_dir.is_empty() {
             b.tempdir()
         } else {
