@@ -68,6 +68,9 @@ async fn a_killed_workers_job_is_finished_by_another() {
         .append(true)
         .open(st.stack_dir.join("logs").join("transcoder.log"))
         .unwrap();
+    // Not waited for on purpose: the worker outlives this test as part of the stack, which
+    // stops it by the pid written below.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(st.bin_dir.join("streamgate-transcoder"))
         .arg("--config")
         .arg(st.config_dir.join("transcoder.toml"))
