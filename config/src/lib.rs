@@ -14,10 +14,12 @@
 //!
 //! Sample files live in `config/assets/`; the tests load each of them.
 
+mod auth;
 mod common;
 pub mod contract;
 mod env;
 mod error;
+mod keyring;
 mod logging;
 mod origin;
 mod proxy;
@@ -28,17 +30,17 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
+pub use auth::{AuthConfig, AuthSection, RateLimit};
 pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
 pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;
+pub use keyring::KeySection;
 pub use logging::init_tracing;
 pub use origin::{
     OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART,
     UploadsConfig,
 };
-pub use proxy::{
-    ProxyConfig, ProxyFile, ProxyServer, TokenKeySection, TokensConfig, TokensSection, Upstream,
-};
+pub use proxy::{ProxyConfig, ProxyFile, ProxyServer, TokensConfig, TokensSection, Upstream};
 pub use secret::{Secret, SecretRef};
 pub use transcoder::{
     FfmpegConfig, MetricsConfig, Rung, TranscoderConfig, TranscoderFile, WorkerConfig,

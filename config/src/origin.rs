@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section,
+    AuthConfig, AuthSection, ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section,
     common::{bytesize, duration, positive},
 };
 
@@ -32,6 +32,8 @@ pub struct OriginFile {
     /// `[probe]`.
     #[serde(default)]
     pub probe: ProbeConfig,
+    /// `[auth]`: wallet sign-in and sessions (required: see its `domain`).
+    pub auth: AuthSection,
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
@@ -92,6 +94,8 @@ pub struct OriginConfig {
     pub uploads: UploadsConfig,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[auth]`, keys resolved.
+    pub auth: AuthConfig,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -127,6 +131,7 @@ impl OriginFile {
         positive("probe.timeout", self.probe.timeout)?;
         Ok(OriginConfig {
             s3: self.s3.resolve(env)?,
+            auth: self.auth.resolve(env)?,
             server: self.server,
             redis: self.redis,
             uploads: self.uploads,

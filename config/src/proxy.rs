@@ -5,8 +5,9 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, Env, LogConfig, Secret, SecretRef,
+    ConfigError, Env, LogConfig, Secret,
     common::{duration, positive},
+    keyring::{KeyLen, KeySection, resolve_keys},
 };
 
 /// The file as written.
@@ -84,17 +85,7 @@ pub struct TokensSection {
     #[serde(default = "default_v6_prefix")]
     pub ipv6_prefix: u8,
     /// Live HMAC keys. Several may be live while keys rotate.
-    pub keys: Vec<TokenKeySection>,
-}
-
-/// One `[[tokens.keys]]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct TokenKeySection {
-    /// Key id carried in tokens (1-16 of `A-Z a-z 0-9 _ -`).
-    pub id: String,
-    /// Hex-encoded key of at least 32 bytes.
-    pub secret: SecretRef,
+    pub keys: Vec<KeySection>,
 }
 
 /// The edge's validated configuration.
@@ -195,56 +186,13 @@ impl TokensSection {
                 "must be between 16 and 128",
             ));
         }
-        if self.keys.is_empty() {
-            return Err(ConfigError::invalid(
-                "tokens.keys",
-                "[]",
-                "at least one key is needed",
-            ));
-        }
-        let mut keys = Vec::with_capacity(self.keys.len());
-        for (i, k) in self.keys.into_iter().enumerate() {
-            let key = format!("tokens.keys[{i}]");
-            if k.id.is_empty()
-                || k.id.len() > 16
-                || !k
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
-                return Err(ConfigError::invalid(
-                    &format!("{key}.id"),
-                    format!("{:?}", k.id),
-                    "must be 1-16 of A-Z a-z 0-9 _ -",
-                ));
-            }
-            if keys.iter().any(|(id, _): &(String, Secret)| *id == k.id) {
-                return Err(ConfigError::invalid(
-                    &format!("{key}.id"),
-                    format!("{:?}", k.id),
-                    "duplicate key id",
-                ));
-            }
-            let secret = k.secret.resolve(&format!("{key}.secret"), env)?;
-            match hex::decode(secret.expose()) {
-                Ok(bytes) if bytes.len() >= 32 => {}
-                _ => {
-                    return Err(ConfigError::Secret {
-                        key: format!("{key}.secret"),
-                        source_desc: format!("{:?}", k.secret),
-                        message: "must be hex of at least 32 bytes (64 hex digits)".into(),
-                    });
-                }
-            }
-            keys.push((k.id, secret));
-        }
-        if !keys.iter().any(|(id, _)| *id == self.signing_key) {
-            return Err(ConfigError::invalid(
-                "tokens.signing-key",
-                format!("{:?}", self.signing_key),
-                "is not the id of any tokens.keys entry",
-            ));
-        }
+        let keys = resolve_keys(
+            "tokens",
+            self.keys,
+            &self.signing_key,
+            KeyLen::AtLeast(32),
+            env,
+        )?;
         Ok(TokensConfig {
             signing_key: self.signing_key,
             default_ttl: self.default_ttl,

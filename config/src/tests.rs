@@ -15,6 +15,7 @@ fn env() -> HashMap<String, String> {
         ("STREAMGATE_TOKEN_KEY_K1".to_owned(), "ab".repeat(32)),
         ("STREAMGATE_S3_ACCESS_KEY".to_owned(), "ak".to_owned()),
         ("STREAMGATE_S3_SECRET_KEY".to_owned(), "sk".to_owned()),
+        ("STREAMGATE_SESSION_KEY_S1".to_owned(), "cd".repeat(32)),
     ]
     .into()
 }
@@ -194,4 +195,46 @@ fn a_missing_log_section_defaults_to_info() {
     std::fs::remove_file(&path).unwrap();
     assert_eq!(c.log.filter, "info");
     assert_eq!(c.log.format, LogFormat::Text);
+}
+
+#[test]
+fn origin_auth_section_is_required_and_checked() {
+    let c = load_origin(&asset("origin.toml"), &env()).unwrap();
+    assert_eq!(c.auth.domain, "127.0.0.1:8081");
+    assert_eq!(c.auth.keys[0].0, "s1");
+    assert_eq!(c.auth.evm_chain_ids, vec![1, 137, 31337]);
+
+    let err = |k: &str, v: &str| {
+        load_origin(&asset("origin.toml"), &with(&[(k, v)]))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("STREAMGATE__AUTH__DOMAIN", "\"\"");
+    assert!(
+        e.contains("auth.domain") && e.contains("does not start"),
+        "{e}"
+    );
+    let e = err("STREAMGATE__AUTH__ALLOWED_URIS", "[\"ftp://x\"]");
+    assert!(
+        e.contains("auth.allowed-uris[0]") && e.contains("ftp://x"),
+        "{e}"
+    );
+    let e = err("STREAMGATE__AUTH__SOLANA_CHAINS", "[\"moon\"]");
+    assert!(
+        e.contains("auth.solana-chains[0]") && e.contains("moon"),
+        "{e}"
+    );
+    let e = err("STREAMGATE_SESSION_KEY_S1", &"ab".repeat(33));
+    assert!(
+        e.contains("auth.keys[0].secret") && e.contains("exactly 32 bytes"),
+        "{e}"
+    );
+
+    let path = std::env::temp_dir().join(format!("sg-noauth-{}.toml", std::process::id()));
+    let text = std::fs::read_to_string(asset("origin.toml")).unwrap();
+    let (a, b) = (text.find("[auth]").unwrap(), text.find("[log]").unwrap());
+    std::fs::write(&path, format!("{}{}", &text[..a], &text[b..])).unwrap();
+    let e = load_origin(&path, &env()).unwrap_err().to_string();
+    std::fs::remove_file(&path).unwrap();
+    assert!(e.contains("auth"), "{e}");
 }
