@@ -14,16 +14,22 @@ if [ ! -s "$sample" ]; then
 fi
 size=$(stat -c %s "$sample")
 
-id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H 'content-type: application/json' \
+# The demo creator's wallet: a key generated once per stack, signing in with SIWE via viem.
+wallet=$STACK_DIR/secrets/demo-wallet
+[ -s "$wallet" ] || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$wallet"; chmod 600 "$wallet"; }
+session=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$(cat "$wallet")")
+auth="Authorization: Bearer $session"
+
+id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H "$auth" -H 'content-type: application/json' \
   -d '{"title":"StreamGate demo","policy":{"public":true}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 echo "demo: content $id"
 
 meta="content_id $(printf %s "$id" | base64 -w0),filename $(printf demo.mp4 | base64 -w0)"
-location=$(curl -fsS -D - -o /dev/null -X POST "$ORIGIN_URL/v1/uploads" \
+location=$(curl -fsS -D - -o /dev/null -X POST "$ORIGIN_URL/v1/uploads" -H "$auth" \
   -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" -H "Upload-Metadata: $meta" \
   | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
 echo "demo: uploading $size bytes to $location"
-curl -fsS -X PATCH "$location" -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
+curl -fsS -X PATCH "$location" -H "$auth" -H 'Tus-Resumable: 1.0.0' -H 'Upload-Offset: 0' \
   -H 'Content-Type: application/offset+octet-stream' --data-binary "@$sample" -o /dev/null
 
 echo -n "demo: transcoding"

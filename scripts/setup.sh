@@ -2,12 +2,15 @@
 # Installs what StreamGate's build, stack and tests need. Idempotent and quick when done:
 # Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl) and the S3 server s3s-fs.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 need=()
 for pkg in cmake pkg-config redis-server redis-tools ffmpeg curl procps; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
+# Node.js and npm: the machine image ships them; install Debian's only where they are missing.
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 if ((${#need[@]})); then
   echo "setup: installing ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
@@ -21,5 +24,11 @@ if ! s3s-fs --version 2>/dev/null | grep -q "$S3S_VERSION"; then
   # its own target dir: never disturb the workspace build cache
   CARGO_TARGET_DIR="$HOME/.cache/streamgate/s3s-target" \
     cargo install "s3s-fs@$S3S_VERSION" --features binary --locked --quiet
+fi
+# Real wallet libraries (viem, @solana/web3.js, tweetnacl) for sign-in vectors and the demo.
+if [ ! -d scripts/vectors/node_modules ] || [ scripts/vectors/package-lock.json -nt scripts/vectors/node_modules ]; then
+  echo "setup: installing wallet libraries (npm ci in scripts/vectors)"
+  npm ci --prefix scripts/vectors --silent --no-audit --no-fund
+  touch scripts/vectors/node_modules
 fi
 echo "setup: ok"

@@ -11,6 +11,8 @@ export STACK_DIR
 
 t0=$(date +%s)
 cargo fmt --all -- --check
+# The committed sign-in vectors must be exactly what the wallet libraries produce.
+node scripts/vectors/gen.mjs --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-run --quiet

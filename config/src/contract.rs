@@ -153,6 +153,39 @@ impl Event {
     }
 }
 
+/// A message on [`INVALIDATE_CHANNEL`]: what edges must forget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Invalidation {
+    /// A content was deleted: drop its objects, policy and grants.
+    ContentDeleted {
+        /// Content id.
+        content_id: String,
+    },
+    /// A content's policy changed: drop cached entitlement decisions for it.
+    PolicyChanged {
+        /// Content id.
+        content_id: String,
+    },
+    /// A content was packaged again: drop its cached objects.
+    Repackaged {
+        /// Content id.
+        content_id: String,
+    },
+    /// A session was revoked (logout) until `exp`: drop it from verification caches.
+    SessionRevoked {
+        /// The token's `jti`.
+        jti: String,
+        /// The token's expiry, Unix seconds.
+        exp: i64,
+    },
+}
+
+/// Redis key marking a revoked session `jti` (set until the token's expiry).
+pub fn revoked_session_key(jti: &str) -> String {
+    format!("sg:revoked:{jti}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +208,18 @@ mod tests {
         assert!(!is_valid_content_id(""));
         assert!(!is_valid_content_id("a/b"));
         assert!(!is_valid_content_id(&"a".repeat(65)));
+    }
+
+    #[test]
+    fn invalidation_json_is_tagged() {
+        let m = Invalidation::SessionRevoked {
+            jti: "j".into(),
+            exp: 5,
+        };
+        assert_eq!(
+            serde_json::to_string(&m).unwrap(),
+            r#"{"type":"session_revoked","jti":"j","exp":5}"#
+        );
     }
 
     #[test]

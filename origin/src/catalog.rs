@@ -177,6 +177,19 @@ impl Catalog {
         Ok(rec)
     }
 
+    /// Deletes a record.
+    pub(crate) async fn delete(&self, id: &str) -> AppResult<()> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(layout::catalog_key(id))
+            .send()
+            .await
+            .map_err(|e| AppError::storage(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        self.ready.invalidate(id).await;
+        Ok(())
+    }
+
     async fn put(&self, rec: &ContentRecord) -> AppResult<()> {
         let body = serde_json::to_vec_pretty(rec)
             .map_err(|e| AppError::Internal(format!("serialize catalog record: {e}")))?;

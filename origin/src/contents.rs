@@ -1,7 +1,6 @@
-//! Content records: `POST /v1/contents` creates one, `GET /v1/contents/{id}` reads it.
-//!
-//! Sign-in, ownership checks and policy validation arrive with the auth issues; the record
-//! already carries `owner` and `policy` so they slot in.
+//! Content records: `POST /v1/contents` creates one for the signed-in creator (its owner),
+//! `GET /v1/contents/{id}` reads it, and the owner alone may `PUT …/policy` or `DELETE` it.
+//! Policy validation in depth (addresses, chains) arrives with the entitlements issue.
 
 use axum::{
     Json,
@@ -13,11 +12,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use streamgate_config::contract::is_valid_content_id;
 
+use streamgate_config::contract::Invalidation;
+
 use crate::{
     AppError, AppState,
     catalog::{ContentRecord, Status},
     error::AppResult,
     now_ms,
+    signin::{Authed, publish},
 };
 
 /// Body of `POST /v1/contents`.
@@ -41,6 +43,7 @@ pub(crate) fn new_id(len: usize) -> String {
 /// `POST /v1/contents` → 201 `{"id", "upload_url"}`.
 pub(crate) async fn create(
     State(st): State<AppState>,
+    Authed(who): Authed,
     body: Result<Json<CreateContent>, axum::extract::rejection::JsonRejection>,
 ) -> AppResult<(StatusCode, Json<Value>)> {
     let Json(req) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
@@ -51,14 +54,12 @@ pub(crate) async fn create(
         ));
     }
     let policy = req.policy.unwrap_or_else(|| json!({ "public": true }));
-    if !policy.is_object() {
-        return Err(AppError::BadRequest("policy: must be a JSON object".into()));
-    }
+    check_policy(&policy)?;
     let now = now_ms();
     let rec = ContentRecord {
         id: new_id(20),
         title: title.to_owned(),
-        owner: None,
+        owner: Some(who.sub.clone()),
         status: Status::AwaitingUpload,
         progress: 0.0,
         policy,
@@ -71,7 +72,7 @@ pub(crate) async fn create(
         updated_at: now,
     };
     st.catalog.create(&rec).await?;
-    tracing::info!(content_id = %rec.id, "content created");
+    tracing::info!(content_id = %rec.id, owner = %who.sub, "content created");
     let upload_url = format!("{}/v1/uploads", st.cfg.server.public_url);
     Ok((
         StatusCode::CREATED,
@@ -93,4 +94,94 @@ pub(crate) async fn get(
         .await?
         .ok_or(AppError::NotFound("no such content"))?;
     Ok(Json(rec))
+}
+
+fn check_policy(policy: &Value) -> AppResult<()> {
+    if !policy.is_object() {
+        return Err(AppError::BadRequest("policy: must be a JSON object".into()));
+    }
+    Ok(())
+}
+
+/// Refuses anyone but the content's owner.
+pub(crate) fn ensure_owner(rec: &ContentRecord, who: &Authed) -> AppResult<()> {
+    if rec.owner.as_deref() == Some(who.0.sub.as_str()) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden("only the content's owner may do this"))
+    }
+}
+
+/// Body of `PUT /v1/contents/{id}/policy`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PutPolicy {
+    policy: Value,
+}
+
+/// `PUT /v1/contents/{id}/policy` (owner only) → the updated record; edges are told to drop
+/// cached decisions for it.
+pub(crate) async fn put_policy(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    who: Authed,
+    body: Result<Json<PutPolicy>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Json<ContentRecord>> {
+    let Json(req) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    if !is_valid_content_id(&id) {
+        return Err(AppError::BadRequest("malformed content id".into()));
+    }
+    check_policy(&req.policy)?;
+    let rec = st
+        .catalog
+        .update(&id, |r| {
+            ensure_owner(r, &who)?;
+            r.policy = req.policy;
+            Ok(true)
+        })
+        .await?;
+    publish(
+        &st,
+        &Invalidation::PolicyChanged {
+            content_id: id.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(content_id = %id, "policy changed");
+    Ok(Json(rec))
+}
+
+/// `DELETE /v1/contents/{id}` (owner only): removes the package, the source and the record,
+/// and tells edges to drop it.
+pub(crate) async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    who: Authed,
+) -> AppResult<StatusCode> {
+    if !is_valid_content_id(&id) {
+        return Err(AppError::BadRequest("malformed content id".into()));
+    }
+    let rec = st
+        .catalog
+        .get(&id)
+        .await?
+        .ok_or(AppError::NotFound("no such content"))?;
+    ensure_owner(&rec, &who)?;
+    // Record first: once it is gone nothing is served, whatever the cleanup below leaves.
+    st.catalog.delete(&id).await?;
+    for prefix in [
+        streamgate_config::contract::layout::media_prefix(&id),
+        format!("uploads/{id}/"),
+    ] {
+        crate::s3::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix).await?;
+    }
+    publish(
+        &st,
+        &Invalidation::ContentDeleted {
+            content_id: id.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(content_id = %id, "content deleted");
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -34,6 +34,15 @@ pub enum AppError {
     /// Another request holds the resource (tus: an upload is being written).
     #[error("{0}")]
     Locked(&'static str),
+    /// Too many requests from this client; the argument names the limit.
+    #[error("too many {0} requests; retry in a minute")]
+    RateLimited(&'static str),
+    /// No session, or a bad one; the argument says why (stable code).
+    #[error("{1}")]
+    Unauthorized(&'static str, String),
+    /// Signed in, but not allowed (not the owner).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// A requested byte range cannot be served.
     #[error("requested range not satisfiable")]
     RangeNotSatisfiable(Option<u64>),
@@ -59,6 +68,9 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             AppError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
+            AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            AppError::Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, code),
+            AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             AppError::Locked(_) => (StatusCode::LOCKED, "locked"),
             AppError::RangeNotSatisfiable(_) => {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")

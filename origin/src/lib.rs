@@ -9,6 +9,8 @@
 //! - `jobs`: probe a finished upload (`probe`, ffprobe), queue a job on `sg:jobs`, and apply
 //!   the transcoders' `sg:events` to the catalog.
 //! - `media`: `GET /v/{id}/{path}` serves packaged files to edges (Range, ETag, Cache-Control).
+//! - `signin`: wallet sign-in (SIWE, SIWS) with single-use `nonce`s and `ratelimit`s, session
+//!   JWTs and the JWKS, logout; its `Authed` extractor guards creator routes (owner checks).
 //! - `metrics`, `error`: Prometheus metrics and the JSON error type.
 //!
 //! ```text
@@ -28,8 +30,11 @@ mod jobs;
 mod lock;
 mod media;
 mod metrics;
+mod nonce;
 mod probe;
+mod ratelimit;
 mod s3;
+mod signin;
 mod tus;
 mod uploads;
 
@@ -67,6 +72,9 @@ pub enum StartError {
     /// The listener could not be bound or served.
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
+    /// Sign-in rules or session keys are unusable.
+    #[error("auth: {0}")]
+    Auth(String),
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -77,6 +85,7 @@ pub struct AppState {
     redis: ConnectionManager,
     catalog: catalog::Catalog,
     uploads: uploads::UploadStore,
+    auth: Arc<signin::Auth>,
 }
 
 impl AppState {
@@ -91,12 +100,14 @@ impl AppState {
             redis.clone(),
             cfg.uploads.clone(),
         );
+        let auth = Arc::new(signin::Auth::from_conf(&cfg.auth)?);
         Ok(Self {
             cfg: Arc::new(cfg),
             s3,
             redis,
             catalog,
             uploads,
+            auth,
         })
     }
 }
@@ -132,8 +143,20 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handler))
+        .route("/v1/auth/nonce", post(signin::issue_nonce))
+        .route("/v1/auth/siwe", post(signin::siwe))
+        .route("/v1/auth/siws", post(signin::siws))
+        .route("/v1/auth/logout", post(signin::logout))
+        .route("/.well-known/jwks.json", get(signin::jwks))
         .route("/v1/contents", post(contents::create))
-        .route("/v1/contents/{id}", get(contents::get))
+        .route(
+            "/v1/contents/{id}",
+            get(contents::get).delete(contents::delete),
+        )
+        .route(
+            "/v1/contents/{id}/policy",
+            axum::routing::put(contents::put_policy),
+        )
         .route("/v/{id}/{*path}", get(media::get))
         .layer(DefaultBodyLimit::max(json_limit))
         .merge(uploads)
@@ -184,7 +207,8 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
     // response timeout above that.
     let events_redis = redis_manager(&state.cfg, Some(Duration::from_secs(10)))?;
     let consumer = tokio::spawn(jobs::consume_events(state.clone(), events_redis, stop_rx));
-    axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     let _ = stop_tx.send(true);

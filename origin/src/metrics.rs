@@ -35,6 +35,10 @@ pub(crate) struct Metrics {
     pub(crate) events: IntCounterVec,
     /// Bytes of packaged media served to edges.
     pub(crate) media_bytes: IntCounter,
+    /// Requests refused by a rate limit, by limit.
+    pub(crate) rate_limited: IntCounterVec,
+    /// Sign-in outcomes, by method and result code (`ok` or the refusal reason).
+    pub(crate) sign_ins: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -101,6 +105,22 @@ impl Metrics {
             "streamgate_origin_media_bytes_total",
             "Packaged bytes served",
         );
+        let rate_limited = IntCounterVec::new(
+            opts!(
+                "streamgate_origin_rate_limited_total",
+                "Requests refused by a rate limit"
+            ),
+            &["limit"],
+        )
+        .expect("valid metric");
+        let sign_ins = IntCounterVec::new(
+            opts!(
+                "streamgate_origin_sign_ins_total",
+                "Sign-in attempts by method and outcome"
+            ),
+            &["method", "outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
@@ -112,6 +132,8 @@ impl Metrics {
             Box::new(probe_rejections.clone()),
             Box::new(events.clone()),
             Box::new(media_bytes.clone()),
+            Box::new(rate_limited.clone()),
+            Box::new(sign_ins.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -127,6 +149,8 @@ impl Metrics {
             probe_rejections,
             events,
             media_bytes,
+            rate_limited,
+            sign_ins,
         }
     }
 }

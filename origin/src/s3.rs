@@ -41,3 +41,43 @@ pub(crate) async fn ensure_bucket(client: &Client, bucket: &str) -> Result<(), S
         }
     }
 }
+
+/// Deletes every object under `prefix`, a page (up to 1000 keys) at a time.
+pub(crate) async fn delete_prefix(
+    client: &Client,
+    bucket: &str,
+    prefix: &str,
+) -> Result<(), crate::AppError> {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let err = |e: &dyn std::fmt::Display| crate::AppError::storage(e);
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        let ids: Vec<ObjectIdentifier> = page
+            .contents()
+            .iter()
+            .filter_map(|o| o.key())
+            .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let delete = Delete::builder()
+            .set_objects(Some(ids))
+            .quiet(true)
+            .build()
+            .map_err(|e| err(&e))?;
+        client
+            .delete_objects()
+            .bucket(bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| err(&aws_sdk_s3::error::DisplayErrorContext(e)))?;
+    }
+}

@@ -19,9 +19,10 @@ use streamgate_config::contract::is_valid_content_id;
 use crate::{
     AppError, AppState,
     catalog::Status,
-    contents::new_id,
+    contents::{ensure_owner, new_id},
     error::AppResult,
     jobs,
+    signin::Authed,
     uploads::{Stage, UploadState},
 };
 
@@ -113,6 +114,7 @@ pub(crate) async fn options(State(app): State<AppState>) -> Response {
 /// (`content_id`), optionally with the first bytes in the body.
 pub(crate) async fn create(
     State(app): State<AppState>,
+    who: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<Response> {
@@ -149,25 +151,28 @@ pub(crate) async fn create(
     let upload_id = new_id(24);
     // Claim the content for this upload; refuse once it is past uploading.
     app.catalog
-        .update(&content_id, |r| match r.status {
-            Status::AwaitingUpload | Status::Uploading | Status::Failed => {
-                r.status = Status::Uploading;
-                r.upload_id = Some(upload_id.clone());
-                r.error = None;
-                Ok(true)
+        .update(&content_id, |r| {
+            ensure_owner(r, &who)?;
+            match r.status {
+                Status::AwaitingUpload | Status::Uploading | Status::Failed => {
+                    r.status = Status::Uploading;
+                    r.upload_id = Some(upload_id.clone());
+                    r.error = None;
+                    Ok(true)
+                }
+                s => Err(AppError::Conflict(format!(
+                    "content is {}; it takes no new upload",
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ))),
             }
-            s => Err(AppError::Conflict(format!(
-                "content is {}; it takes no new upload",
-                serde_json::to_value(s)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default()
-            ))),
         })
         .await?;
     let st = app
         .uploads
-        .create(upload_id.clone(), &content_id, length, metadata)
+        .create(upload_id.clone(), &content_id, &who.0.sub, length, metadata)
         .await?;
     tracing::info!(%upload_id, %content_id, length, "upload created");
     let location = format!("{}/v1/uploads/{upload_id}", app.cfg.server.public_url);
@@ -189,24 +194,26 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, h).into_response())
 }
 
-async fn load(app: &AppState, id: &str) -> AppResult<UploadState> {
+/// Reads an upload that `who` may write to (404 for others' uploads too: ids are not leaked).
+async fn load(app: &AppState, id: &str, who: &Authed) -> AppResult<UploadState> {
     if !is_valid_content_id(id) {
         return Err(AppError::NotFound("no such upload"));
     }
-    app.uploads
-        .get(id)
-        .await?
-        .ok_or(AppError::NotFound("no such upload"))
+    match app.uploads.get(id).await? {
+        Some(st) if st.owner == who.0.sub => Ok(st),
+        _ => Err(AppError::NotFound("no such upload")),
+    }
 }
 
 /// `HEAD /v1/uploads/{id}`: the durable offset to resume from.
 pub(crate) async fn head(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    who: Authed,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     check_version(&headers)?;
-    let mut st = load(&app, &id).await?;
+    let mut st = load(&app, &id, &who).await?;
     if st.stage == Stage::Stored {
         // Stored but not handed on (a failure after the last byte): a resuming client sees
         // the upload complete and will not PATCH again, so hand it on now.
@@ -229,6 +236,7 @@ pub(crate) async fn head(
 pub(crate) async fn patch(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    who: Authed,
     headers: HeaderMap,
     body: Body,
 ) -> AppResult<Response> {
@@ -244,7 +252,7 @@ pub(crate) async fn patch(
     let offset = u64_header(&headers, "Upload-Offset")?
         .ok_or_else(|| AppError::BadRequest("Upload-Offset: required".into()))?;
     let lease = app.uploads.lease(&id).await?;
-    let written = match load(&app, &id).await {
+    let written = match load(&app, &id, &who).await {
         Ok(st) => write(&app, st, offset, &headers, body).await,
         Err(e) => Err(e),
     };
@@ -284,11 +292,12 @@ async fn write(
 pub(crate) async fn delete(
     State(app): State<AppState>,
     Path(id): Path<String>,
+    who: Authed,
     headers: HeaderMap,
 ) -> AppResult<Response> {
     check_version(&headers)?;
     let lease = app.uploads.lease(&id).await?;
-    let terminated = match load(&app, &id).await {
+    let terminated = match load(&app, &id, &who).await {
         Ok(st) => app.uploads.terminate(&st).await.map(|()| st),
         Err(e) => Err(e),
     };

@@ -57,6 +57,8 @@ pub(crate) struct Part {
 pub(crate) struct UploadState {
     pub(crate) id: String,
     pub(crate) content_id: String,
+    /// Session subject of the creator who started it; only they may write to it.
+    pub(crate) owner: String,
     pub(crate) length: u64,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) stage: Stage,
@@ -118,6 +120,7 @@ impl UploadStore {
         &self,
         id: String,
         content_id: &str,
+        owner: &str,
         length: u64,
         metadata: BTreeMap<String, String>,
     ) -> AppResult<UploadState> {
@@ -142,6 +145,7 @@ impl UploadStore {
         let st = UploadState {
             id,
             content_id: content_id.to_owned(),
+            owner: owner.to_owned(),
             length,
             metadata,
             stage: Stage::Receiving,

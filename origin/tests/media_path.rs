@@ -245,7 +245,7 @@ async fn upload_clip(
 
 #[tokio::test]
 async fn landscape_portrait_and_odd_sizes_package_and_play_through_the_edge() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let (land, portrait, odd) = tokio::join!(
         upload_clip(&st, "landscape", 1280, 720, 6, true),
         upload_clip(&st, "portrait", 360, 640, 5, false),
@@ -299,7 +299,7 @@ async fn landscape_portrait_and_odd_sizes_package_and_play_through_the_edge() {
 
 #[tokio::test]
 async fn a_text_file_ends_failed_with_a_reason() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let id = st
         .upload(
             "notes",
@@ -317,7 +317,7 @@ async fn a_text_file_ends_failed_with_a_reason() {
 
 #[tokio::test]
 async fn the_edge_refuses_missing_tampered_expired_and_foreign_tokens() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let clip = make_clip(320, 180, 2, false);
     let (a, b) = tokio::join!(
         st.upload("gate-a", &clip, 1 << 20),

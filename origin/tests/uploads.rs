@@ -13,12 +13,12 @@ use utils::{Stack, noise};
 const MIB: usize = 1 << 20;
 
 /// Sends a PATCH whose body stops after `sent` of `declared` bytes, then drops the connection.
-async fn broken_patch(url: &str, offset: u64, declared: usize, sent: &[u8]) {
+async fn broken_patch(url: &str, bearer: &str, offset: u64, declared: usize, sent: &[u8]) {
     let u = url.strip_prefix("http://").unwrap();
     let (hostport, path) = u.split_at(u.find('/').unwrap());
     let mut s = tokio::net::TcpStream::connect(hostport).await.unwrap();
     let head = format!(
-        "PATCH {path} HTTP/1.1\r\nHost: {hostport}\r\nTus-Resumable: 1.0.0\r\n\
+        "PATCH {path} HTTP/1.1\r\nHost: {hostport}\r\nAuthorization: {bearer}\r\nTus-Resumable: 1.0.0\r\n\
          Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n\
          Content-Length: {declared}\r\n\r\n"
     );
@@ -31,7 +31,7 @@ async fn broken_patch(url: &str, offset: u64, declared: usize, sent: &[u8]) {
 
 #[tokio::test]
 async fn options_advertises_tus() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let r = st
         .http
         .request(
@@ -61,7 +61,7 @@ async fn options_advertises_tus() {
 
 #[tokio::test]
 async fn resumes_after_a_broken_connection_without_losing_bytes() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     // 12 MiB + a bit: with the stack's 5 MiB parts this spans three parts and a partial object.
     let data = noise(12 * MIB + 12345, 7);
     let id = st.create_content("resume").await;
@@ -70,7 +70,7 @@ async fn resumes_after_a_broken_connection_without_losing_bytes() {
 
     // First request breaks off after 7 MiB (one part written, 2 MiB buffered).
     let cut = 7 * MIB;
-    broken_patch(&url, 0, data.len(), &data[..cut]).await;
+    broken_patch(&url, &st.bearer(), 0, data.len(), &data[..cut]).await;
     let mut offset = 0;
     for _ in 0..100 {
         offset = st.tus_offset(&url).await;
@@ -140,7 +140,7 @@ async fn resumes_after_a_broken_connection_without_losing_bytes() {
 
 #[tokio::test]
 async fn protocol_errors_have_their_own_status() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let id = st.create_content("errors").await;
     let url = st.tus_create(&id, 100).await;
 
@@ -148,6 +148,7 @@ async fn protocol_errors_have_their_own_status() {
     let r = st
         .http
         .patch(&url)
+        .header("authorization", st.bearer())
         .header("upload-offset", "0")
         .header("content-type", "application/offset+octet-stream")
         .body(vec![0u8; 10])
@@ -159,6 +160,7 @@ async fn protocol_errors_have_their_own_status() {
     let r = st
         .http
         .patch(&url)
+        .header("authorization", st.bearer())
         .header("tus-resumable", "1.0.0")
         .header("upload-offset", "0")
         .header("content-type", "application/json")
@@ -175,6 +177,7 @@ async fn protocol_errors_have_their_own_status() {
     let r = st
         .http
         .patch(&url)
+        .header("authorization", st.bearer())
         .header("tus-resumable", "1.0.0")
         .header("upload-offset", "-5")
         .header("content-type", "application/offset+octet-stream")
@@ -202,6 +205,7 @@ async fn protocol_errors_have_their_own_status() {
     let post = |len: &str, meta: &str| {
         st.http
             .post(format!("{}/v1/uploads", st.origin))
+            .header("authorization", st.bearer())
             .header("tus-resumable", "1.0.0")
             .header("upload-length", len)
             .header("upload-metadata", meta)
@@ -220,6 +224,7 @@ async fn protocol_errors_have_their_own_status() {
     let r = st
         .http
         .delete(&url)
+        .header("authorization", st.bearer())
         .header("tus-resumable", "1.0.0")
         .send()
         .await
@@ -228,6 +233,7 @@ async fn protocol_errors_have_their_own_status() {
     let r = st
         .http
         .head(&url)
+        .header("authorization", st.bearer())
         .header("tus-resumable", "1.0.0")
         .send()
         .await
@@ -238,10 +244,11 @@ async fn protocol_errors_have_their_own_status() {
 
 #[tokio::test]
 async fn content_api_validates_input() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let r = st
         .http
         .post(format!("{}/v1/contents", st.origin))
+        .header("authorization", st.bearer())
         .json(&serde_json::json!({ "title": "" }))
         .send()
         .await
@@ -252,6 +259,7 @@ async fn content_api_validates_input() {
     let r = st
         .http
         .post(format!("{}/v1/contents", st.origin))
+        .header("authorization", st.bearer())
         .header("content-type", "application/json")
         .body("{not json")
         .send()

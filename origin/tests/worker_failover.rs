@@ -21,7 +21,7 @@ fn metric(page: &str, name: &str) -> f64 {
 
 #[tokio::test]
 async fn a_killed_workers_job_is_finished_by_another() {
-    let st = Stack::load();
+    let st = Stack::load().await;
     let pid_file = st.stack_dir.join("run").join("transcoder.pid");
     let old_pid: i32 = std::fs::read_to_string(&pid_file)
         .unwrap()

@@ -12,6 +12,56 @@ use std::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::Value;
 
+/// A test wallet: a secp256k1 key that signs SIWE messages as `personal_sign` does.
+pub struct Wallet {
+    key: k256::ecdsa::SigningKey,
+    /// EIP-55 address.
+    pub address: String,
+}
+
+impl Wallet {
+    /// A deterministic wallet per `n` (1..=255).
+    pub fn new(n: u8) -> Wallet {
+        use sha3::Digest;
+        let seed = sha3::Keccak256::digest([b"streamgate-test-wallet".as_slice(), &[n]].concat());
+        let key = k256::ecdsa::SigningKey::from_slice(&seed).expect("a hash is a valid scalar");
+        let point = key.verifying_key().to_encoded_point(false);
+        let hash = sha3::Keccak256::digest(&point.as_bytes()[1..]);
+        let mut addr = [0u8; 20];
+        addr.copy_from_slice(&hash[12..]);
+        Wallet {
+            key,
+            address: streamgate_auth::siwe::to_eip55(&addr),
+        }
+    }
+
+    /// `personal_sign`: 65-byte r‖s‖v (v = 27/28), hex with 0x.
+    pub fn sign(&self, message: &str) -> String {
+        let digest = streamgate_auth::siwe::eip191_hash(message);
+        let (sig, recid) = self
+            .key
+            .sign_prehash_recoverable(&digest)
+            .expect("signing a 32-byte digest");
+        let mut out = sig.to_bytes().to_vec();
+        out.push(27 + recid.to_byte());
+        format!("0x{}", hex_lower(&out))
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An EIP-4361 message as wallets print it.
+pub fn siwe_message(domain: &str, address: &str, uri: &str, chain: u64, nonce: &str) -> String {
+    let issued = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    format!(
+        "{domain} wants you to sign in with your Ethereum account:\n{address}\n\n\
+         Sign in to StreamGate.\n\nURI: {uri}\nVersion: 1\nChain ID: {chain}\nNonce: {nonce}\n\
+         Issued At: {issued}"
+    )
+}
+
 /// The running stack, as `$STACK_DIR/env` describes it.
 pub struct Stack {
     pub edge: String,
@@ -22,6 +72,8 @@ pub struct Stack {
     pub config_dir: PathBuf,
     pub stack_dir: PathBuf,
     pub http: reqwest::Client,
+    /// Session token of the default test creator ([`Wallet::new(1)`]).
+    pub session: String,
 }
 
 fn root() -> PathBuf {
@@ -29,8 +81,16 @@ fn root() -> PathBuf {
 }
 
 impl Stack {
-    /// Reads the stack's env file; fails the test with a clear message when no stack is up.
-    pub fn load() -> Stack {
+    /// Reads the stack's env file and signs in the default creator; fails the test with a
+    /// clear message when no stack is up.
+    pub async fn load() -> Stack {
+        let mut st = Stack::load_unsigned();
+        st.session = st.sign_in(&Wallet::new(1)).await;
+        st
+    }
+
+    /// Reads the stack's env file, without signing in.
+    pub fn load_unsigned() -> Stack {
         let dir = std::env::var_os("STACK_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| root().join(".stack"));
@@ -59,7 +119,58 @@ impl Stack {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("http client"),
+            session: String::new(),
         }
+    }
+
+    /// `host:port` of origin: the domain sign-in messages name.
+    pub fn origin_domain(&self) -> &str {
+        self.origin.trim_start_matches("http://")
+    }
+
+    /// A fresh nonce.
+    pub async fn nonce(&self) -> String {
+        let r = self
+            .http
+            .post(format!("{}/v1/auth/nonce", self.origin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "nonce");
+        let v: Value = r.json().await.unwrap();
+        v["nonce"].as_str().unwrap().to_owned()
+    }
+
+    /// `POST /v1/auth/siwe` with `message` signed by `wallet`.
+    pub async fn post_siwe(&self, message: &str, signature: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/v1/auth/siwe", self.origin))
+            .json(&serde_json::json!({ "message": message, "signature": signature }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with SIWE on the local chain id; returns the session token.
+    pub async fn sign_in(&self, wallet: &Wallet) -> String {
+        let nonce = self.nonce().await;
+        let msg = siwe_message(
+            self.origin_domain(),
+            &wallet.address,
+            &self.origin,
+            31337,
+            &nonce,
+        );
+        let r = self.post_siwe(&msg, &wallet.sign(&msg)).await;
+        assert_eq!(r.status(), 200, "sign in: {:?}", r.text().await);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["subject"], format!("eip155:31337:{}", wallet.address));
+        v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// `Authorization` value of the default session.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.session)
     }
 
     /// `POST /v1/contents`; returns the id.
@@ -67,6 +178,7 @@ impl Stack {
         let r = self
             .http
             .post(format!("{}/v1/contents", self.origin))
+            .header("authorization", self.bearer())
             .json(&serde_json::json!({ "title": title }))
             .send()
             .await
@@ -87,6 +199,7 @@ impl Stack {
         let r = self
             .http
             .post(format!("{}/v1/uploads", self.origin))
+            .header("authorization", self.bearer())
             .header("tus-resumable", "1.0.0")
             .header("upload-length", length.to_string())
             .header("upload-metadata", meta)
@@ -101,6 +214,7 @@ impl Stack {
     pub async fn tus_patch(&self, url: &str, offset: u64, body: Vec<u8>) -> reqwest::Response {
         self.http
             .patch(url)
+            .header("authorization", self.bearer())
             .header("tus-resumable", "1.0.0")
             .header("upload-offset", offset.to_string())
             .header("content-type", "application/offset+octet-stream")
@@ -115,6 +229,7 @@ impl Stack {
         let r = self
             .http
             .head(url)
+            .header("authorization", self.bearer())
             .header("tus-resumable", "1.0.0")
             .send()
             .await
