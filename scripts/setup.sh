@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what StreamGate's build, stack and tests need. Idempotent and quick when done:
-# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl) and the S3 server s3s-fs.
+# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl), the S3 server s3s-fs, and
+# npm packages for sign-in vectors (scripts/vectors) and the local EVM chain (scripts/chain).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -30,5 +31,11 @@ if [ ! -d scripts/vectors/node_modules ] || [ scripts/vectors/package-lock.json 
   echo "setup: installing wallet libraries (npm ci in scripts/vectors)"
   npm ci --prefix scripts/vectors --silent --no-audit --no-fund
   touch scripts/vectors/node_modules
+fi
+# The local chain: anvil, solc and OpenZeppelin (the test wallet contracts), viem (deploys).
+if [ ! -d scripts/chain/node_modules ] || [ scripts/chain/package-lock.json -nt scripts/chain/node_modules ]; then
+  echo "setup: installing the local chain (npm ci in scripts/chain)"
+  npm ci --prefix scripts/chain --silent --no-audit --no-fund
+  touch scripts/chain/node_modules
 fi
 echo "setup: ok"

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The local StreamGate stack: Redis, the S3 server (s3s-fs), origin, transcoder and edge, on
-# loopback. `up` starts what is not running (and restarts StreamGate's own services so they run
+# The local StreamGate stack: Redis, the S3 server (s3s-fs), a local EVM chain (anvil, chain id
+# 31337), origin, transcoder and edge, on loopback. `up` starts what is not running (and restarts StreamGate's own services so they run
 # the freshly built binaries), waits until each answers, and writes $STACK_DIR/env; `down`
 # stops everything it started, by PID.
 #
 #   scripts/stack.sh up|down|status
 #
 # Environment: STACK_DIR (default .stack), CARGO_TARGET_DIR (binaries in $CARGO_TARGET_DIR/debug),
-# ports EDGE_PORT ORIGIN_PORT EDGE_METRICS_PORT TRANSCODER_METRICS_PORT REDIS_PORT S3_PORT.
+# ports EDGE_PORT ORIGIN_PORT EDGE_METRICS_PORT TRANSCODER_METRICS_PORT REDIS_PORT S3_PORT
+# ANVIL_PORT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -21,6 +22,9 @@ EDGE_METRICS_PORT=${EDGE_METRICS_PORT:-9180}
 TRANSCODER_METRICS_PORT=${TRANSCODER_METRICS_PORT:-9181}
 REDIS_PORT=${REDIS_PORT:-16379}
 S3_PORT=${S3_PORT:-19000}
+ANVIL_PORT=${ANVIL_PORT:-18545}
+ANVIL_BIN=$ROOT/scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
+EVM_CHAIN_ID=31337
 BUCKET=streamgate
 RUN=$STACK_DIR/run
 CONF=$STACK_DIR/config
@@ -91,10 +95,15 @@ part-size = "5MiB"
 [auth]
 domain = "127.0.0.1:$ORIGIN_PORT"
 allowed-uris = ["http://127.0.0.1:$ORIGIN_PORT", "http://127.0.0.1:$EDGE_PORT", "http://localhost:$EDGE_PORT"]
-evm-chain-ids = [1, 31337]
+evm-chain-ids = [1, $EVM_CHAIN_ID]
 solana-chains = ["mainnet", "devnet", "localnet"]
 issuer = "http://127.0.0.1:$ORIGIN_PORT"
 signing-key = "s1"
+rpc-timeout = "3s"
+
+# contract-wallet sign-in (EIP-1271/6492) on the local chain; chain 1 has no RPC here
+[auth.evm-rpc]
+"$EVM_CHAIN_ID" = ["http://127.0.0.1:$ANVIL_PORT"]
 
 [[auth.keys]]
 id = "s1"
@@ -142,6 +151,7 @@ up() {
   mkdir -p "$RUN" "$CONF" "$SECRETS" "$LOGS" "$STACK_DIR/data/s3" "$STACK_DIR/data/redis"
   chmod 700 "$SECRETS"
   secret s3-access-key; secret s3-secret-key; secret token-k1; secret session-s1
+  [ -x "$ANVIL_BIN" ] || { log "missing $ANVIL_BIN: run scripts/setup.sh (make up does)"; exit 1; }
   for b in streamgate-origin streamgate-transcoder streamgate-proxy; do
     [ -x "$BIN_DIR/$b" ] || { log "missing $BIN_DIR/$b: run 'cargo build --workspace --bins' (make up does)"; exit 1; }
   done
@@ -150,7 +160,10 @@ up() {
     --appendonly yes --save "" --protected-mode yes
   start s3 s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$(cat "$SECRETS/s3-access-key")" \
     --secret-key "$(cat "$SECRETS/s3-secret-key")" "$STACK_DIR/data/s3"
+  start anvil "$ANVIL_BIN" --host 127.0.0.1 --port "$ANVIL_PORT" --chain-id "$EVM_CHAIN_ID" --silent
   wait_for redis redis-cli -p "$REDIS_PORT" ping
+  wait_for anvil curl -fsS -H 'content-type: application/json' \
+    --data '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' "http://127.0.0.1:$ANVIL_PORT"
   wait_for s3 bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
   # StreamGate's own services always restart, so they run the binaries just built.
   for s in edge transcoder origin; do stop "$s"; done
@@ -174,17 +187,18 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 STREAMGATE_CONFIG_DIR=$CONF
 STREAMGATE_BIN_DIR=$BIN_DIR
 STACK_DIR=$STACK_DIR
+EVM_RPC_URL=http://127.0.0.1:$ANVIL_PORT
 ENV
   log "up; environment in $STACK_DIR/env"
 }
 
 down() {
-  for s in edge transcoder origin s3 redis; do stop "$s"; done
+  for s in edge transcoder origin anvil s3 redis; do stop "$s"; done
   rm -f "$STACK_DIR/env"
 }
 
 status() {
-  for s in redis s3 origin transcoder edge; do
+  for s in redis s3 anvil origin transcoder edge; do
     if alive "$s"; then echo "$s: running (pid $(cat "$RUN/$s.pid"))"; else echo "$s: stopped"; fi
   done
 }

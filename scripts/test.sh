@@ -13,6 +13,8 @@ t0=$(date +%s)
 cargo fmt --all -- --check
 # The committed sign-in vectors must be exactly what the wallet libraries produce.
 node scripts/vectors/gen.mjs --check
+# The committed contract build (test wallets, the EIP-6492 validator origin embeds) must match the sources.
+node scripts/chain/compile.mjs --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-run --quiet

@@ -56,8 +56,8 @@ pub mod siws;
 
 pub use playback::{Grant, IpBinding, KeySet, KeySetError, TokenError, Verified};
 pub use session::{
-    IssuedSession, RevocationCheck, SessionClaims, SessionError, SessionKeyError, SessionKeys,
-    SessionVerifier,
+    IssuedSession, JwksError, JwksFuture, JwksSource, RemoteVerifier, RevocationCheck,
+    SessionClaims, SessionError, SessionKeyError, SessionKeys, SessionVerifier,
 };
 pub use sign_in::{
     MessageError, SignInError, SignInRules, SignInRulesError, Times, VerifiedSignIn,

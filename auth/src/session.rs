@@ -18,8 +18,10 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+mod jwks;
 mod verifier;
 
+pub use jwks::{JwksError, JwksFuture, JwksSource, RemoteVerifier};
 pub use verifier::SessionVerifier;
 
 /// Longest key id accepted.

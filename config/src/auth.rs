@@ -2,13 +2,16 @@
 //!
 //! The sign-in domain is never optional: a service that does not know which domain messages
 //! must name would accept messages signed for any site, so origin refuses to start without it.
+//!
+//! `[auth.evm-rpc]` maps EVM chain ids to JSON-RPC endpoints for contract-wallet sign-in
+//! (EIP-1271 `isValidSignature`, EIP-6492): a chain without endpoints accepts EOA signatures only.
 
-use std::time::Duration;
+use std::{collections::BTreeMap, time::Duration};
 
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, Env, Secret,
+    ConfigError, Env, Secret, SecretRef,
     common::{duration, positive},
     keyring::{KeyLen, KeySection, resolve_keys},
 };
@@ -51,6 +54,25 @@ pub struct AuthSection {
     /// `[auth.rate-limit]`.
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// `[auth.evm-rpc]`: chain id (a quoted decimal key, one of `evm-chain-ids`) → JSON-RPC
+    /// endpoints tried in order, each an `http(s)://` URL or a reference (`{ env = "VAR" }`,
+    /// `{ file = "path" }`) for URLs that carry an API key. Contract wallets can sign in only on
+    /// chains listed here.
+    #[serde(default)]
+    pub evm_rpc: BTreeMap<String, Vec<RpcUrl>>,
+    /// Time allowed for one RPC call to one endpoint before the next is tried.
+    #[serde(default = "default_rpc_timeout", with = "duration")]
+    pub rpc_timeout: Duration,
+}
+
+/// One entry of `[auth.evm-rpc]`: a URL as written, or where to read it from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum RpcUrl {
+    /// `"http://127.0.0.1:8545"`.
+    Literal(String),
+    /// `{ env = "VAR" }` or `{ file = "path" }`; the URL is treated as a secret (never echoed).
+    Ref(SecretRef),
 }
 
 /// `[auth.rate-limit]`: per client IP, per minute.
@@ -94,6 +116,11 @@ pub struct AuthConfig {
     pub keys: Vec<(String, Secret)>,
     /// Rate limits.
     pub rate_limit: RateLimit,
+    /// Chain id → JSON-RPC endpoint URLs (at least one), in failover order. URLs may embed API
+    /// keys: log [`Secret`]s never, an endpoint's index instead.
+    pub evm_rpc: BTreeMap<u64, Vec<Secret>>,
+    /// Per-call RPC timeout.
+    pub rpc_timeout: Duration,
 }
 
 impl AuthSection {
@@ -171,6 +198,8 @@ impl AuthSection {
                 "limits must be at least 1 per minute",
             ));
         }
+        positive("auth.rpc-timeout", self.rpc_timeout)?;
+        let evm_rpc = resolve_rpc(self.evm_rpc, &self.evm_chain_ids, env)?;
         let keys = resolve_keys(
             "auth",
             self.keys,
@@ -192,8 +221,63 @@ impl AuthSection {
             signing_key: self.signing_key,
             keys,
             rate_limit: self.rate_limit,
+            evm_rpc,
+            rpc_timeout: self.rpc_timeout,
         })
     }
+}
+
+/// Validates `[auth.evm-rpc]`: decimal chain ids among `evm-chain-ids`, non-empty lists of
+/// `http(s)://host…` URLs. Values read from a reference are never echoed in errors.
+fn resolve_rpc(
+    map: BTreeMap<String, Vec<RpcUrl>>,
+    chains: &[u64],
+    env: &dyn Env,
+) -> Result<BTreeMap<u64, Vec<Secret>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (chain, urls) in map {
+        let key = format!("auth.evm-rpc.{chain}");
+        let id: u64 = chain
+            .parse()
+            .ok()
+            .filter(|id| chains.contains(id))
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "auth.evm-rpc",
+                    format!("{chain:?}"),
+                    "keys must be decimal chain ids listed in auth.evm-chain-ids",
+                )
+            })?;
+        if urls.is_empty() {
+            return Err(ConfigError::invalid(
+                &key,
+                "[]",
+                "name at least one RPC URL, or remove the chain",
+            ));
+        }
+        let mut resolved = Vec::with_capacity(urls.len());
+        for (i, u) in urls.into_iter().enumerate() {
+            let key = format!("{key}[{i}]");
+            let (url, shown) = match u {
+                RpcUrl::Literal(s) => (Secret::new(s.clone()), format!("{s:?}")),
+                RpcUrl::Ref(r) => (r.resolve(&key, env)?, "(secret)".to_owned()),
+            };
+            let rest = url
+                .expose()
+                .strip_prefix("https://")
+                .or_else(|| url.expose().strip_prefix("http://"));
+            if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+                return Err(ConfigError::invalid(
+                    &key,
+                    shown,
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            resolved.push(url);
+        }
+        out.insert(id, resolved);
+    }
+    Ok(out)
 }
 
 impl Default for RateLimit {
@@ -231,4 +315,7 @@ fn default_nonce_rate() -> u32 {
 }
 fn default_signin_rate() -> u32 {
     20
+}
+fn default_rpc_timeout() -> Duration {
+    Duration::from_secs(3)
 }

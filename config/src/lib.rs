@@ -30,7 +30,7 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 
-pub use auth::{AuthConfig, AuthSection, RateLimit};
+pub use auth::{AuthConfig, AuthSection, RateLimit, RpcUrl};
 pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
 pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;

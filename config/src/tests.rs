@@ -16,6 +16,10 @@ fn env() -> HashMap<String, String> {
         ("STREAMGATE_S3_ACCESS_KEY".to_owned(), "ak".to_owned()),
         ("STREAMGATE_S3_SECRET_KEY".to_owned(), "sk".to_owned()),
         ("STREAMGATE_SESSION_KEY_S1".to_owned(), "cd".repeat(32)),
+        (
+            "STREAMGATE_EVM_RPC_1".to_owned(),
+            "https://eth.example/v2/apikey".to_owned(),
+        ),
     ]
     .into()
 }
@@ -237,4 +241,53 @@ fn origin_auth_section_is_required_and_checked() {
     let e = load_origin(&path, &env()).unwrap_err().to_string();
     std::fs::remove_file(&path).unwrap();
     assert!(e.contains("auth"), "{e}");
+}
+
+#[test]
+fn origin_evm_rpc_map_is_checked() {
+    let c = load_origin(&asset("origin.toml"), &env()).unwrap();
+    assert_eq!(c.auth.rpc_timeout, Duration::from_secs(3));
+    let urls = |id: u64| -> Vec<&str> { c.auth.evm_rpc[&id].iter().map(|s| s.expose()).collect() };
+    assert_eq!(urls(1), ["https://eth.example/v2/apikey"]);
+    assert_eq!(urls(31337), ["http://127.0.0.1:18545"]);
+    assert!(
+        !c.auth.evm_rpc.contains_key(&137),
+        "no RPC: EOA sign-in only"
+    );
+
+    let err = |extra: &[(&str, &str)]| {
+        load_origin(&asset("origin.toml"), &with(extra))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err(&[("STREAMGATE__AUTH__EVM_RPC__31337", "[\"ws://127.0.0.1:1\"]")]);
+    assert!(
+        e.contains("auth.evm-rpc.31337[0]") && e.contains("ws://"),
+        "{e}"
+    );
+    let e = err(&[("STREAMGATE__AUTH__EVM_RPC__31337", "[]")]);
+    assert!(
+        e.contains("auth.evm-rpc.31337") && e.contains("at least one"),
+        "{e}"
+    );
+    let e = err(&[("STREAMGATE__AUTH__EVM_RPC__5", "[\"http://x\"]")]);
+    assert!(e.contains("auth.evm-rpc") && e.contains("\"5\""), "{e}");
+    let e = err(&[("STREAMGATE__AUTH__RPC_TIMEOUT", "0s")]);
+    assert!(e.contains("auth.rpc-timeout"), "{e}");
+    // A URL from the environment is a secret: a bad one is reported without its value.
+    let e = err(&[("STREAMGATE_EVM_RPC_1", "ftp://key@host")]);
+    assert!(
+        e.contains("auth.evm-rpc.1[0]") && !e.contains("key@host"),
+        "{e}"
+    );
+    // An override may replace the list, e.g. to point at another node.
+    let c = load_origin(
+        &asset("origin.toml"),
+        &with(&[(
+            "STREAMGATE__AUTH__EVM_RPC__31337",
+            "[\"http://10.0.0.1:8545\", \"https://b.example\"]",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(c.auth.evm_rpc[&31337].len(), 2);
 }

@@ -49,6 +49,9 @@ pub enum AppError {
     /// Redis could not be reached.
     #[error("redis unavailable")]
     Redis(#[from] redis::RedisError),
+    /// No RPC endpoint of the chain answered (contract-wallet sign-in fails closed).
+    #[error("{0}")]
+    RpcUnavailable(String),
     /// S3 failed.
     #[error("storage unavailable")]
     Storage(String),
@@ -76,6 +79,7 @@ impl AppError {
                 (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
             }
             AppError::Redis(_) => (StatusCode::SERVICE_UNAVAILABLE, "redis_unavailable"),
+            AppError::RpcUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "rpc_unavailable"),
             AppError::Storage(_) => (StatusCode::BAD_GATEWAY, "storage_unavailable"),
             AppError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }

@@ -11,6 +11,8 @@
 //! - `media`: `GET /v/{id}/{path}` serves packaged files to edges (Range, ETag, Cache-Control).
 //! - `signin`: wallet sign-in (SIWE, SIWS) with single-use `nonce`s and `ratelimit`s, session
 //!   JWTs and the JWKS, logout; its `Authed` extractor guards creator routes (owner checks).
+//!   `contract_wallet` asks the chain (EIP-1271, EIP-6492, alloy over `[auth.evm-rpc]`) when a
+//!   SIWE signature is not the address's own.
 //! - `metrics`, `error`: Prometheus metrics and the JSON error type.
 //!
 //! ```text
@@ -25,6 +27,7 @@
 
 mod catalog;
 mod contents;
+mod contract_wallet;
 mod error;
 mod jobs;
 mod lock;

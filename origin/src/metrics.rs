@@ -37,7 +37,8 @@ pub(crate) struct Metrics {
     pub(crate) media_bytes: IntCounter,
     /// Requests refused by a rate limit, by limit.
     pub(crate) rate_limited: IntCounterVec,
-    /// Sign-in outcomes, by method and result code (`ok` or the refusal reason).
+    /// Sign-in outcomes, by method (`siwe`, `siwe_1271` for contract wallets, `siws`) and result
+    /// code (`ok` or the refusal reason).
     pub(crate) sign_ins: IntCounterVec,
 }
 

@@ -5,6 +5,7 @@
 //! ```text
 //!  POST /v1/auth/nonce ─► Redis sg:nonce:{n} (TTL)
 //!  POST /v1/auth/siwe|siws ─► rate limit ─► parse + fields + signature (auth crate)
+//!                          ─► SIWE by a contract wallet: EIP-1271/6492 over RPC (contract_wallet)
 //!                          ─► GETDEL nonce (single use) ─► session JWT (EdDSA, kid)
 //!  GET /.well-known/jwks.json ─► public keys of every live session key
 //!  POST /v1/auth/logout ─► sg:revoked:{jti} until exp ─► PUBLISH sg:invalidate
@@ -30,7 +31,10 @@ use streamgate_config::{
     contract::{INVALIDATE_CHANNEL, Invalidation, revoked_session_key},
 };
 
-use crate::{AppError, AppState, StartError, error::AppResult, metrics::METRICS, nonce, ratelimit};
+use crate::{
+    AppError, AppState, StartError, contract_wallet::ContractWallets, error::AppResult,
+    metrics::METRICS, nonce, ratelimit,
+};
 
 /// Sign-in rules and session keys, built once from `[auth]`.
 pub(crate) struct Auth {
@@ -38,6 +42,8 @@ pub(crate) struct Auth {
     rules: SignInRules,
     keys: SessionKeys,
     verifier: SessionVerifier,
+    /// RPC endpoints per chain for contract-wallet (EIP-1271/6492) sign-in.
+    contract_wallets: ContractWallets,
 }
 
 impl Auth {
@@ -72,6 +78,7 @@ impl Auth {
             rules,
             keys,
             verifier,
+            contract_wallets: ContractWallets::from_conf(cfg)?,
         })
     }
 }
@@ -120,7 +127,8 @@ pub(crate) struct SiwsBody {
     public_key: String,
 }
 
-fn refused(method: &'static str, e: &SignInError) -> AppError {
+/// Counts a refusal of `method` and turns it into its 401.
+pub(crate) fn refused(method: &'static str, e: &SignInError) -> AppError {
     METRICS
         .sign_ins
         .with_label_values(&[method, e.code()])
@@ -145,11 +153,20 @@ pub(crate) async fn siwe(
         auth.cfg.rate_limit.sign_ins_per_minute,
     )
     .await?;
-    // Contract wallets (EIP-1271/6492) need an RPC call: the signer mismatch is refused here
-    // until origin has EVM RPC endpoints configured (issue #3 note).
-    let verified = verify_siwe(&b.message, &b.signature, &auth.rules, now())
-        .map_err(|e| refused("siwe", &e))?;
-    finish("siwe", &app, verified).await
+    let now = now();
+    match verify_siwe(&b.message, &b.signature, &auth.rules, now) {
+        Ok(verified) => finish("siwe", &app, verified).await,
+        // Not the address's EOA signature: the address may be a contract wallet, which only
+        // the chain can answer for (EIP-1271/6492, see `contract_wallet`).
+        Err(e) if e.may_be_contract_wallet() => {
+            let verified = auth
+                .contract_wallets
+                .sign_in(&auth.rules, &b.message, &b.signature, e, now)
+                .await?;
+            finish("siwe_1271", &app, verified).await
+        }
+        Err(e) => Err(refused("siwe", &e)),
+    }
 }
 
 /// `POST /v1/auth/siws` → `{"token", "subject", "expires_at"}`.

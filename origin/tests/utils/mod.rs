@@ -71,6 +71,8 @@ pub struct Stack {
     pub bin_dir: PathBuf,
     pub config_dir: PathBuf,
     pub stack_dir: PathBuf,
+    /// JSON-RPC URL of the stack's local EVM chain (anvil, chain id 31337), when it has one.
+    pub evm_rpc: Option<String>,
     pub http: reqwest::Client,
     /// Session token of the default test creator ([`Wallet::new(1)`]).
     pub session: String,
@@ -115,6 +117,7 @@ impl Stack {
             bin_dir: get("STREAMGATE_BIN_DIR").into(),
             config_dir: get("STREAMGATE_CONFIG_DIR").into(),
             stack_dir: get("STACK_DIR").into(),
+            evm_rpc: env.get("EVM_RPC_URL").map(|s| s.to_string()),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()

@@ -1,0 +1,225 @@
+//! Keeping a [`SessionVerifier`] in step with origin's JWKS: fetched once at start, and again
+//! when a token names a `kid` the verifier does not know (origin rotated keys), at most once
+//! per `min_refresh` so a flood of forged `kid`s cannot turn into a flood of fetches.
+//!
+//! The fetching itself is the caller's ([`JwksSource`]): this crate does no network I/O, and
+//! the hot path ([`RemoteVerifier::verify`] with a known `kid`) never awaits anything.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::{SessionClaims, SessionError, SessionKeyError, SessionVerifier};
+
+/// A boxed future of a fetched JWKS document.
+pub type JwksFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, String>> + Send + 'a>>;
+
+/// Where the JWKS comes from (origin's `/.well-known/jwks.json` over the caller's HTTP client).
+pub trait JwksSource: Send + Sync {
+    /// Fetches the current document.
+    fn fetch(&self) -> JwksFuture<'_>;
+}
+
+/// Why the JWKS could not be (re)loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwksError {
+    /// The fetch failed.
+    #[error("jwks fetch failed: {0}")]
+    Fetch(String),
+    /// The document has no usable key.
+    #[error("jwks rejected: {0}")]
+    Keys(#[from] SessionKeyError),
+}
+
+/// A session verifier that refreshes its keys from a [`JwksSource`].
+pub struct RemoteVerifier<S> {
+    verifier: SessionVerifier,
+    source: S,
+    min_refresh: Duration,
+    /// When the last fetch was started; guards the refresh rate.
+    last_fetch: Mutex<Instant>,
+}
+
+impl<S: JwksSource> RemoteVerifier<S> {
+    /// Fetches the JWKS and builds the verifier for tokens of `iss` and `aud`.
+    ///
+    /// # Errors
+    /// The first fetch fails or yields no usable key.
+    pub async fn connect(
+        source: S,
+        iss: &str,
+        aud: &str,
+        min_refresh: Duration,
+    ) -> Result<Self, JwksError> {
+        let doc = source.fetch().await.map_err(JwksError::Fetch)?;
+        let verifier = SessionVerifier::from_jwks(&doc, iss, aud)?;
+        Ok(Self {
+            verifier,
+            source,
+            min_refresh,
+            last_fetch: Mutex::new(Instant::now()),
+        })
+    }
+
+    /// The underlying verifier (to configure revocation, forget a `jti`, …).
+    pub fn verifier(&self) -> &SessionVerifier {
+        &self.verifier
+    }
+
+    /// Verifies `token`; an unknown `kid` triggers one refresh (rate-limited) and a retry.
+    ///
+    /// # Errors
+    /// As [`SessionVerifier::verify`]; `unknown_kid` when the refresh is not allowed yet or
+    /// does not bring the key.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<SessionClaims, SessionError> {
+        match self.verifier.verify(token, now) {
+            Err(e) if e.is_unknown_kid() => {
+                if self.refresh_if_due().await {
+                    self.verifier.verify(token, now)
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Refetches now, whatever the rate limit (an operator's or an invalidation's request).
+    ///
+    /// # Errors
+    /// The fetch fails or the document is unusable; the previous keys stay in force.
+    pub async fn refresh(&self) -> Result<(), JwksError> {
+        self.mark_fetch();
+        let doc = self.source.fetch().await.map_err(JwksError::Fetch)?;
+        self.verifier.update_jwks(&doc)?;
+        Ok(())
+    }
+
+    async fn refresh_if_due(&self) -> bool {
+        {
+            // A poisoned lock only means another refresher panicked; the Instant is still valid.
+            let last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < self.min_refresh {
+                return false;
+            }
+        }
+        self.refresh().await.is_ok()
+    }
+
+    fn mark_fetch(&self) {
+        *self.last_fetch.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    };
+
+    use super::*;
+    use crate::SessionKeys;
+
+    /// Serves whatever JWKS the test put in, counting fetches.
+    struct Published {
+        doc: Mutex<Value>,
+        fetches: AtomicUsize,
+    }
+
+    impl JwksSource for Arc<Published> {
+        fn fetch(&self) -> JwksFuture<'_> {
+            self.fetches.fetch_add(1, Ordering::SeqCst);
+            let doc = self.doc.lock().unwrap().clone();
+            Box::pin(async move { Ok(doc) })
+        }
+    }
+
+    fn keys(ids: &[(&str, u8)], signing: &str) -> SessionKeys {
+        let list = ids
+            .iter()
+            .map(|(k, b)| ((*k).to_owned(), [*b; 32]))
+            .collect();
+        SessionKeys::new(list, signing, "https://origin", "streamgate").unwrap()
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        // The futures here never pend: a no-op waker is enough.
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    #[test]
+    fn rotation_is_picked_up_once_per_interval() {
+        let now = 1_800_000_000;
+        let old = keys(&[("a", 1)], "a");
+        let published = Arc::new(Published {
+            doc: Mutex::new(old.jwks()),
+            fetches: AtomicUsize::new(0),
+        });
+        let remote = block_on(RemoteVerifier::connect(
+            published.clone(),
+            "https://origin",
+            "streamgate",
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+        let t_old = old
+            .issue("eip155:1:0xA", Duration::from_secs(600), now)
+            .token;
+        assert!(block_on(remote.verify(&t_old, now)).is_ok());
+        assert_eq!(published.fetches.load(Ordering::SeqCst), 1);
+
+        // Origin rotates to key b; tokens under b name an unknown kid…
+        let new = keys(&[("a", 1), ("b", 2)], "b");
+        *published.doc.lock().unwrap() = new.jwks();
+        let t_new = new
+            .issue("eip155:1:0xB", Duration::from_secs(600), now)
+            .token;
+        // …and the refresh is not due yet (connect just fetched): refused, no fetch.
+        let e = block_on(remote.verify(&t_new, now)).unwrap_err();
+        assert!(e.is_unknown_kid());
+        assert_eq!(published.fetches.load(Ordering::SeqCst), 1);
+        // Once due, one fetch brings the key in; old tokens keep verifying.
+        let quick = block_on(RemoteVerifier::connect(
+            published.clone(),
+            "https://origin",
+            "streamgate",
+            Duration::ZERO,
+        ))
+        .unwrap();
+        *published.doc.lock().unwrap() = old.jwks();
+        block_on(quick.refresh()).unwrap();
+        *published.doc.lock().unwrap() = new.jwks();
+        let before = published.fetches.load(Ordering::SeqCst);
+        assert!(block_on(quick.verify(&t_new, now)).is_ok());
+        assert_eq!(published.fetches.load(Ordering::SeqCst), before + 1);
+        assert!(block_on(quick.verify(&t_old, now)).is_ok());
+        // A forged kid costs at most one fetch per interval on the rate-limited verifier.
+        let forged = t_new.replacen('e', "f", 1);
+        let _ = block_on(remote.verify(&forged, now));
+        assert!(published.fetches.load(Ordering::SeqCst) <= before + 1);
+    }
+
+    #[test]
+    fn a_failed_refresh_keeps_the_old_keys() {
+        struct Down;
+        impl JwksSource for Down {
+            fn fetch(&self) -> JwksFuture<'_> {
+                Box::pin(async { Err("connection refused".to_owned()) })
+            }
+        }
+        let e = block_on(RemoteVerifier::connect(Down, "i", "a", Duration::ZERO));
+        assert!(matches!(e, Err(JwksError::Fetch(_))));
+    }
+}
