@@ -224,3 +224,27 @@ async fn only_the_owner_writes_to_a_content() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+#[tokio::test]
+async fn an_expired_nonce_is_refused() {
+    let st = Stack::load_unsigned();
+    let w = Wallet::new(10);
+    let nonce = st.nonce().await;
+    // Age the nonce past its TTL in Redis itself, as time would.
+    let client = redis::Client::open(st.redis_url.as_str()).unwrap();
+    let mut con = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("sg:nonce:{nonce}");
+    let ok: i64 = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(ok, 1, "the nonce was stored with a TTL");
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let msg = siwe_message(st.origin_domain(), &w.address, &st.origin, 31337, &nonce);
+    assert_eq!(
+        code(st.post_siwe(&msg, &w.sign(&msg)).await).await,
+        (401, "bad_nonce".to_owned())
+    );
+}

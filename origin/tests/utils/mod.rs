@@ -73,6 +73,8 @@ pub struct Stack {
     pub stack_dir: PathBuf,
     /// JSON-RPC URL of the stack's local EVM chain (anvil, chain id 31337), when it has one.
     pub evm_rpc: Option<String>,
+    /// `REDIS_URL` of the stack.
+    pub redis_url: String,
     pub http: reqwest::Client,
     /// Session token of the default test creator ([`Wallet::new(1)`]).
     pub session: String,
@@ -118,6 +120,7 @@ impl Stack {
             config_dir: get("STREAMGATE_CONFIG_DIR").into(),
             stack_dir: get("STACK_DIR").into(),
             evm_rpc: env.get("EVM_RPC_URL").map(|s| s.to_string()),
+            redis_url: get("REDIS_URL"),
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(60))
                 .build()
