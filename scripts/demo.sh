@@ -20,9 +20,20 @@ wallet=$STACK_DIR/secrets/demo-wallet
 session=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$(cat "$wallet")")
 auth="Authorization: Bearer $session"
 
+# The viewer's wallet gets an NFT of a freshly deployed ERC-721 on the local chain, and the
+# video is gated by that collection.
+viewer_key=$STACK_DIR/secrets/demo-viewer
+[ -s "$viewer_key" ] || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$viewer_key"; chmod 600 "$viewer_key"; }
+viewer=$(cd scripts/vectors && node --input-type=module -e \
+  "import { privateKeyToAccount } from 'viem/accounts'; console.log(privateKeyToAccount('0x$(cat "$viewer_key")').address)")
+nft=$(node scripts/chain/deploy-tokens.mjs "$EVM_RPC_URL" | python3 -c 'import json,sys; print(json.load(sys.stdin)["erc721"])')
+node scripts/chain/tokens.mjs mint "$EVM_RPC_URL" erc721 "$nft" "$viewer" 1
+echo "demo: minted ERC-721 $nft #1 to the viewer $viewer"
+policy="{\"erc721\":{\"chain\":\"eip155:31337\",\"contract\":\"$nft\"}}"
+
 id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H "$auth" -H 'content-type: application/json' \
-  -d '{"title":"StreamGate demo","policy":{"public":true}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-echo "demo: content $id"
+  -d "{\"title\":\"StreamGate demo\",\"policy\":$policy}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+echo "demo: content $id, gated by $policy"
 
 meta="content_id $(printf %s "$id" | base64 -w0),filename $(printf demo.mp4 | base64 -w0)"
 location=$(curl -fsS -D - -o /dev/null -X POST "$ORIGIN_URL/v1/uploads" -H "$auth" \
@@ -44,13 +55,17 @@ for _ in $(seq 1 300); do
 done
 [ "$status" = ready ] || { echo; echo "demo: not ready after 300 s" >&2; exit 1; }
 
-token=$("$STREAMGATE_BIN_DIR/streamgate-proxy" token mint --config "$STREAMGATE_CONFIG_DIR/proxy.toml" \
-  --content "$id" --ttl 1h --subject demo-viewer)
-hls="$EDGE_URL/p/$token/$id/master.m3u8"
-dash="$EDGE_URL/p/$token/$id/manifest.mpd"
+# The viewer signs in (SIWE via viem) and asks the edge for a playback grant.
+viewer_session=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$(cat "$viewer_key")")
+grant=$(curl -fsS "$EDGE_URL/v1/playback/$id" -H "Authorization: Bearer $viewer_session")
+hls="$EDGE_URL$(printf %s "$grant" | python3 -c 'import json,sys; print(json.load(sys.stdin)["hls"])')"
+dash="$EDGE_URL$(printf %s "$grant" | python3 -c 'import json,sys; print(json.load(sys.stdin)["dash"])')"
+stranger=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$(od -An -tx1 -N32 /dev/urandom | tr -d ' \n')" 2>/dev/null)
+refused=$(curl -s -o /dev/null -w '%{http_code}' "$EDGE_URL/v1/playback/$id" -H "Authorization: Bearer $stranger")
 cat <<TXT
 
-StreamGate demo is up.
+StreamGate demo is up. The video is gated by ERC-721 $nft on the local chain;
+the viewer $viewer holds #1 and was granted playback (a wallet without it gets $refused).
   HLS:  $hls
   DASH: $dash
 

@@ -144,6 +144,21 @@ signing-key = "k1"
 [[tokens.keys]]
 id = "k1"
 secret = { file = "$SECRETS/token-k1" }
+
+[session]
+jwks-url = "http://127.0.0.1:$ORIGIN_PORT/.well-known/jwks.json"
+issuer = "http://127.0.0.1:$ORIGIN_PORT"
+
+# Short TTLs so tests see a sold NFT lose access within seconds.
+[entitlements]
+ttl-allow = "${ENT_TTL_ALLOW:-3s}"
+ttl-deny = "${ENT_TTL_DENY:-2s}"
+max-stale = "10m"
+redis-url = "redis://127.0.0.1:$REDIS_PORT"
+policy-ttl = "2s"
+
+[entitlements.evm-rpc]
+"$EVM_CHAIN_ID" = ["http://127.0.0.1:$ANVIL_PORT"]
 TOML
 }
 

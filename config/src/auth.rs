@@ -199,7 +199,7 @@ impl AuthSection {
             ));
         }
         positive("auth.rpc-timeout", self.rpc_timeout)?;
-        let evm_rpc = resolve_rpc(self.evm_rpc, &self.evm_chain_ids, env)?;
+        let evm_rpc = resolve_rpc("auth.evm-rpc", self.evm_rpc, Some(&self.evm_chain_ids), env)?;
         let keys = resolve_keys(
             "auth",
             self.keys,
@@ -229,23 +229,27 @@ impl AuthSection {
 
 /// Validates `[auth.evm-rpc]`: decimal chain ids among `evm-chain-ids`, non-empty lists of
 /// `http(s)://host…` URLs. Values read from a reference are never echoed in errors.
-fn resolve_rpc(
+pub(crate) fn resolve_rpc(
+    section: &str,
     map: BTreeMap<String, Vec<RpcUrl>>,
-    chains: &[u64],
+    chains: Option<&[u64]>,
     env: &dyn Env,
 ) -> Result<BTreeMap<u64, Vec<Secret>>, ConfigError> {
     let mut out = BTreeMap::new();
     for (chain, urls) in map {
-        let key = format!("auth.evm-rpc.{chain}");
+        let key = format!("{section}.{chain}");
         let id: u64 = chain
             .parse()
             .ok()
-            .filter(|id| chains.contains(id))
+            .filter(|id| chains.is_none_or(|c| c.contains(id)))
             .ok_or_else(|| {
                 ConfigError::invalid(
-                    "auth.evm-rpc",
+                    section,
                     format!("{chain:?}"),
-                    "keys must be decimal chain ids listed in auth.evm-chain-ids",
+                    match chains {
+                        Some(_) => "keys must be decimal chain ids listed in auth.evm-chain-ids",
+                        None => "keys must be decimal EVM chain ids",
+                    },
                 )
             })?;
         if urls.is_empty() {

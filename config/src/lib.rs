@@ -19,6 +19,7 @@ mod common;
 pub mod contract;
 mod env;
 mod error;
+mod grants;
 mod keyring;
 mod logging;
 mod origin;
@@ -34,6 +35,7 @@ pub use auth::{AuthConfig, AuthSection, RateLimit, RpcUrl};
 pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
 pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;
+pub use grants::{EntitlementsConfig, EntitlementsSection, SessionSection};
 pub use keyring::KeySection;
 pub use logging::init_tracing;
 pub use origin::{

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, Env, LogConfig, Secret,
+    ConfigError, EntitlementsConfig, EntitlementsSection, Env, LogConfig, Secret, SessionSection,
     common::{duration, positive},
     keyring::{KeyLen, KeySection, resolve_keys},
 };
@@ -20,6 +20,12 @@ pub struct ProxyFile {
     pub upstream: Upstream,
     /// `[tokens]`.
     pub tokens: TokensSection,
+    /// `[session]`: viewers' session tokens (needed for `GET /v1/playback/{id}`).
+    #[serde(default)]
+    pub session: Option<SessionSection>,
+    /// `[entitlements]`: policy checks for playback grants.
+    #[serde(default)]
+    pub entitlements: Option<EntitlementsSection>,
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
@@ -97,6 +103,10 @@ pub struct ProxyConfig {
     pub upstream: Upstream,
     /// `[tokens]`, keys resolved.
     pub tokens: TokensConfig,
+    /// `[session]`.
+    pub session: Option<SessionSection>,
+    /// `[entitlements]`, RPC URLs resolved.
+    pub entitlements: Option<EntitlementsConfig>,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -153,10 +163,27 @@ impl ProxyFile {
         positive("upstream.connect-timeout", u.connect_timeout)?;
         positive("upstream.read-timeout", u.read_timeout)?;
         let tokens = self.tokens.resolve(env)?;
+        if let Some(s) = &self.session {
+            s.validate()?;
+        }
+        if self.entitlements.is_some() != self.session.is_some() {
+            return Err(ConfigError::invalid(
+                "entitlements",
+                if self.session.is_some() {
+                    "(absent)"
+                } else {
+                    "(present)"
+                },
+                "[session] and [entitlements] go together: playback grants need both",
+            ));
+        }
+        let entitlements = self.entitlements.map(|e| e.resolve(env)).transpose()?;
         Ok(ProxyConfig {
             server: self.server,
             upstream: self.upstream,
             tokens,
+            session: self.session,
+            entitlements,
             log: self.log,
         })
     }

@@ -17,6 +17,10 @@ fn env() -> HashMap<String, String> {
         ("STREAMGATE_S3_SECRET_KEY".to_owned(), "sk".to_owned()),
         ("STREAMGATE_SESSION_KEY_S1".to_owned(), "cd".repeat(32)),
         (
+            "STREAMGATE_RPC_ETHEREUM".to_owned(),
+            "https://rpc.example/key123".to_owned(),
+        ),
+        (
             "STREAMGATE_EVM_RPC_1".to_owned(),
             "https://eth.example/v2/apikey".to_owned(),
         ),
@@ -290,4 +294,25 @@ fn origin_evm_rpc_map_is_checked() {
     )
     .unwrap();
     assert_eq!(c.auth.evm_rpc[&31337].len(), 2);
+}
+
+#[test]
+fn proxy_grant_sections_load_and_are_checked() {
+    let c = load_proxy(&asset("proxy.toml"), &env()).unwrap();
+    let s = c.session.as_ref().unwrap();
+    assert_eq!(s.issuer, "http://127.0.0.1:8081");
+    assert_eq!(s.cookie, "sg_session");
+    let e = c.entitlements.as_ref().unwrap();
+    assert_eq!(e.ttl_allow, Duration::from_secs(300));
+    assert_eq!(e.evm_rpc[&1][0].expose(), "https://rpc.example/key123");
+
+    let e = err_proxy(&[("STREAMGATE__SESSION__JWKS_URL", "ftp://x")]);
+    assert!(e.contains("session.jwks-url"), "{e}");
+    let e = err_proxy(&[("STREAMGATE__ENTITLEMENTS__REDIS_URL", "http://x")]);
+    assert!(e.contains("entitlements.redis-url"), "{e}");
+    let e = err_proxy(&[("STREAMGATE_RPC_ETHEREUM", "not a url")]);
+    assert!(
+        e.contains("entitlements.evm-rpc.1[0]") && !e.contains("not a url"),
+        "{e}"
+    );
 }

@@ -1,6 +1,8 @@
 //! Content records: `POST /v1/contents` creates one for the signed-in creator (its owner),
 //! `GET /v1/contents/{id}` reads it, and the owner alone may `PUT …/policy` or `DELETE` it.
-//! Policy validation in depth (addresses, chains) arrives with the entitlements issue.
+//! Policies are validated with [`Policy::parse_with`] against the chains origin accepts for
+//! sign-in; a bad one is a 400 whose message names the field (`policy.any[0].erc721.contract:
+//! not an EVM address …`). The record stores the policy's canonical form: what edges enforce.
 
 use axum::{
     Json,
@@ -10,6 +12,7 @@ use axum::{
 use rand::{Rng, distr::Alphanumeric};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use streamgate_auth::entitlement::Policy;
 use streamgate_config::contract::is_valid_content_id;
 
 use streamgate_config::contract::Invalidation;
@@ -53,8 +56,10 @@ pub(crate) async fn create(
             "title: must be 1 to 200 characters".into(),
         ));
     }
-    let policy = req.policy.unwrap_or_else(|| json!({ "public": true }));
-    check_policy(&policy)?;
+    let policy = match req.policy {
+        Some(p) => check_policy(&st, &p)?,
+        None => Policy::public().to_value(),
+    };
     let now = now_ms();
     let rec = ContentRecord {
         id: new_id(20),
@@ -96,11 +101,11 @@ pub(crate) async fn get(
     Ok(Json(rec))
 }
 
-fn check_policy(policy: &Value) -> AppResult<()> {
-    if !policy.is_object() {
-        return Err(AppError::BadRequest("policy: must be a JSON object".into()));
-    }
-    Ok(())
+/// Validates a policy; returns its canonical form, or a 400 naming the bad field.
+fn check_policy(st: &AppState, policy: &Value) -> AppResult<Value> {
+    Policy::parse_with(policy, &st.auth.policy_chains)
+        .map(|p| p.to_value())
+        .map_err(|e| AppError::BadRequest(e.to_string()))
 }
 
 /// Refuses anyone but the content's owner.
@@ -131,12 +136,12 @@ pub(crate) async fn put_policy(
     if !is_valid_content_id(&id) {
         return Err(AppError::BadRequest("malformed content id".into()));
     }
-    check_policy(&req.policy)?;
+    let policy = check_policy(&st, &req.policy)?;
     let rec = st
         .catalog
         .update(&id, |r| {
             ensure_owner(r, &who)?;
-            r.policy = req.policy;
+            r.policy = policy;
             Ok(true)
         })
         .await?;

@@ -267,7 +267,7 @@ fn eoa_refusal(eoa: &SignInError, message: String) -> AppError {
 }
 
 fn endpoint_failed(ep: &Endpoint, method: &'static str, e: &TransportError) {
-    tracing::warn!(endpoint = ep.index, method, cause = %e, "rpc endpoint failed");
+    tracing::warn!(endpoint = ep.index, method, cause = %streamgate_auth::entitlement::evm::scrub_urls(&e.to_string()), "rpc endpoint failed");
 }
 
 fn endpoint_timed_out(ep: &Endpoint, method: &'static str) {

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::json;
 use streamgate_auth::{
     SessionClaims, SessionError, SessionKeys, SessionVerifier, SignInError, SignInRules,
-    SolanaCluster, VerifiedSignIn, verify_siwe, verify_siws,
+    SolanaCluster, VerifiedSignIn, entitlement::KnownChains, verify_siwe, verify_siws,
 };
 use streamgate_config::{
     AuthConfig,
@@ -44,6 +44,9 @@ pub(crate) struct Auth {
     verifier: SessionVerifier,
     /// RPC endpoints per chain for contract-wallet (EIP-1271/6492) sign-in.
     contract_wallets: ContractWallets,
+    /// The chains content policies may name: those accepted for sign-in (`eip155:{id}` for
+    /// each of `evm-chain-ids`, `solana:{name}` for each of `solana-chains`).
+    pub(crate) policy_chains: KnownChains,
 }
 
 impl Auth {
@@ -79,8 +82,24 @@ impl Auth {
             keys,
             verifier,
             contract_wallets: ContractWallets::from_conf(cfg)?,
+            policy_chains: policy_chains(cfg).map_err(|e| bad(&e))?,
         })
     }
+}
+
+/// The chains policies may name. Sign-in chains, deliberately: a typo'd chain id in a policy
+/// is refused with a 400 naming the field instead of making the edge answer 503 later, and an
+/// operator who gates content on another chain lists it in `auth.evm-chain-ids` (harmless: an
+/// EVM account is the same on every chain, and edges read whichever chain a rule names).
+fn policy_chains(
+    cfg: &AuthConfig,
+) -> Result<KnownChains, streamgate_auth::entitlement::PolicyError> {
+    let evm = cfg.evm_chain_ids.iter().map(|id| format!("eip155:{id}"));
+    let solana = cfg
+        .solana_chains
+        .iter()
+        .map(|name| format!("solana:{name}"));
+    KnownChains::parse(evm.chain(solana))
 }
 
 fn now() -> i64 {

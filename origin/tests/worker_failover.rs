@@ -9,15 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use utils::{Stack, make_clip};
-
-fn metric(page: &str, name: &str) -> f64 {
-    page.lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0)
-}
+use utils::{Stack, make_clip, metric};
 
 #[tokio::test]
 async fn a_killed_workers_job_is_finished_by_another() {
@@ -86,20 +78,7 @@ async fn a_killed_workers_job_is_finished_by_another() {
     assert_eq!(rec["status"], "ready", "{rec}");
     assert_eq!(rec["renditions"].as_array().unwrap().len(), 3);
 
-    let metrics_url = std::fs::read_to_string(st.stack_dir.join("env"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("TRANSCODER_METRICS_URL=").map(str::to_owned))
-        .unwrap();
-    let page = st
-        .http
-        .get(format!("{metrics_url}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = st.metrics_page("TRANSCODER_METRICS_URL").await;
     assert!(
         metric(&page, "streamgate_transcoder_jobs_reclaimed_total") >= 1.0,
         "the new worker reclaimed the job:\n{page}"

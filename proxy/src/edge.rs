@@ -30,9 +30,11 @@ use pingora::{
     upstreams::peer::HttpPeer,
 };
 use streamgate_auth::TokenError;
-use tracing::{Span, debug, error, info_span, warn};
+use streamgate_config::contract::is_valid_content_id;
+use tracing::{Instrument, Span, debug, error, info_span, warn};
 
 use crate::{
+    grant::{self, Grants},
     health::{HEALTHY, Readiness},
     metrics::{EdgeMetrics, REASON_METHOD, REASON_NOT_FOUND},
     reply::{self, ErrorBody},
@@ -40,6 +42,9 @@ use crate::{
     tokens::TokenPolicy,
     upstream::{ObjectRef, Origin},
 };
+
+/// Path prefix of the playback-grant endpoint.
+const GRANT_PREFIX: &str = "/v1/playback/";
 
 /// Methods the gated route answers.
 const GATED_ALLOW: &str = "GET, HEAD, OPTIONS";
@@ -72,6 +77,7 @@ enum Decision {
     BadPath(PathError),
     Forbidden(TokenError),
     Proxy(ObjectRef, ObjectKind),
+    Grant(String, Option<&'static str>),
 }
 
 /// Per-request state, shared by every hook of one request.
@@ -95,6 +101,9 @@ pub(crate) struct Edge {
     origin: Origin,
     metrics: Arc<EdgeMetrics>,
     readiness: Readiness,
+    /// The playback-grant service (`[session]` + `[entitlements]`); `None`: tokens are minted
+    /// by operators only and `/v1/playback/…` answers 404.
+    grants: Option<Arc<Grants>>,
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
 }
@@ -105,12 +114,14 @@ impl Edge {
         origin: Origin,
         metrics: Arc<EdgeMetrics>,
         readiness: Readiness,
+        grants: Option<Arc<Grants>>,
     ) -> Self {
         Self {
             tokens,
             origin,
             metrics,
             readiness,
+            grants,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -123,6 +134,25 @@ impl Edge {
             "/healthz" | "/readyz" if !read_only => Decision::MethodNotAllowed(HEALTH_ALLOW),
             "/healthz" => Decision::Healthz,
             "/readyz" => Decision::Readyz,
+            p if p.starts_with(GRANT_PREFIX) && self.grants.is_some() => {
+                let id = &p[GRANT_PREFIX.len()..];
+                if req.method != Method::GET {
+                    return Decision::MethodNotAllowed(HEALTH_ALLOW);
+                }
+                if !is_valid_content_id(id) {
+                    return Decision::BadPath(PathError::BadContentId);
+                }
+                let redirect = match req
+                    .uri
+                    .query()
+                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("redirect=")))
+                {
+                    Some("hls") => Some("hls"),
+                    Some("dash") => Some("dash"),
+                    _ => None,
+                };
+                Decision::Grant(id.to_owned(), redirect)
+            }
             _ => match GatedPath::parse(path) {
                 None => Decision::NotFound,
                 Some(_) if req.method == Method::OPTIONS => Decision::Preflight,
@@ -160,6 +190,64 @@ impl Edge {
     }
 }
 
+impl Edge {
+    /// Answers `GET /v1/playback/{id}`: the grant JSON, a 302 to a tokenized manifest with
+    /// `?redirect=hls|dash`, or the refusal as JSON.
+    async fn grant(
+        &self,
+        session: &mut Session,
+        content_id: &str,
+        redirect: Option<&'static str>,
+    ) -> Result<()> {
+        let Some(grants) = self.grants.clone() else {
+            return Ok(());
+        };
+        let req = session.req_header();
+        let token = grant::session_token(req, grants.cookie_name()).map(str::to_owned);
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        match grants
+            .grant(content_id, token.as_deref(), client_ip, now)
+            .await
+        {
+            Ok(g) => {
+                self.metrics.grant(grant::tier_label(g.tier));
+                let body = grant::GrantBody::new(content_id, &g.minted);
+                match redirect {
+                    Some(kind) => {
+                        let location = if kind == "hls" {
+                            body.hls.clone()
+                        } else {
+                            body.dash.clone()
+                        };
+                        let mut resp = reply::empty_header(StatusCode::FOUND, &[])?;
+                        resp.insert_header(header::LOCATION, location)?;
+                        resp.insert_header(header::CONTENT_LENGTH, "0")?;
+                        session.write_response_header(Box::new(resp), true).await
+                    }
+                    None => reply::send_json(session, StatusCode::OK, &body, &[]).await,
+                }
+            }
+            Err(e) => {
+                let (status, code) = e.status_code();
+                self.metrics.grant(code);
+                debug!(content_id, code, "grant refused");
+                let message = e.to_string();
+                let body = ErrorBody::new(code, &message);
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                reply::send_json(session, status, &body, &[]).await
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Edge {
     type CTX = EdgeCtx;
@@ -183,6 +271,7 @@ impl ProxyHttp for Edge {
             "/healthz" => "healthz",
             "/readyz" => "readyz",
             p if p.starts_with(token_gate::GATED_PREFIX) => "object",
+            p if p.starts_with(GRANT_PREFIX) => "grant",
             _ => "other",
         };
         ctx.span = info_span!(
@@ -235,6 +324,10 @@ impl ProxyHttp for Edge {
                 ctx.kind = kind;
                 ctx.object = Some(object);
                 return Ok(false);
+            }
+            Decision::Grant(id, redirect) => {
+                let span = ctx.span.clone();
+                self.grant(session, &id, redirect).instrument(span).await?;
             }
         }
         Ok(true)

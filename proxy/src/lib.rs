@@ -6,6 +6,9 @@
 //! - `GET|HEAD /p/{token}/{content_id}/{path}`: the object, fetched from origin's
 //!   `/v/{content_id}/{path}` with the token removed; `x-cache` says which tier served it.
 //!   A malformed path answers 400, a refused token 403, both with a JSON reason.
+//! - `GET /v1/playback/{content_id}` (with `[session]` and `[entitlements]`): the playback
+//!   grant — session verified offline, policy from origin, entitlement checked (cached), a
+//!   playback token minted: `{"hls","dash","token","expires_at"}`, or 302 with `?redirect=`.
 //! - `GET /healthz` (alive), `GET /readyz` (ready for traffic; 503 while draining).
 //! - anything else: 404 JSON; other methods on known routes: 405 JSON.
 //!
@@ -17,6 +20,7 @@
 //!   drawn there).
 //! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
 //! - `tokens`: [`TokenPolicy`], the key set and minting rules of `[tokens]`.
+//! - `grant`: the playback-grant service (sessions, policies, entitlement cache).
 //! - `upstream`: the origin peer, the upstream rewrite and the cache key.
 //! - `metrics`, `health`, `reply`: metric families, readiness conditions, JSON answers.
 //!
@@ -27,6 +31,7 @@
 //! [`ProxyConfig`]: streamgate_config::ProxyConfig
 
 mod edge;
+mod grant;
 mod health;
 mod metrics;
 mod reply;

@@ -38,6 +38,8 @@ pub(crate) struct EdgeMetrics {
     bad_requests: IntCounterVec,
     upstream_errors: IntCounter,
     response_bytes: IntCounter,
+    grants: IntCounterVec,
+    entitlement_checks: IntCounter,
 }
 
 impl EdgeMetrics {
@@ -83,6 +85,19 @@ impl EdgeMetrics {
             "streamgate_edge_response_bytes_total",
             "Response body bytes sent to clients.",
         )?;
+        let grants = IntCounterVec::new(
+            Opts::new(
+                "streamgate_edge_grants_total",
+                "Playback grant requests, by outcome (the tier that decided, or the refusal code).",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(grants.clone()))?;
+        let entitlement_checks = IntCounter::new(
+            "streamgate_edge_entitlement_checks_total",
+            "Entitlement evaluations run against the chains (cache misses after singleflight).",
+        )?;
+        registry.register(Box::new(entitlement_checks.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(token_failures.clone()))?;
@@ -105,6 +120,8 @@ impl EdgeMetrics {
             bad_requests,
             upstream_errors,
             response_bytes,
+            grants,
+            entitlement_checks,
         })
     }
 
@@ -132,6 +149,16 @@ impl EdgeMetrics {
     /// Counts a request refused for its shape.
     pub(crate) fn bad_request(&self, reason: &str) {
         self.bad_requests.with_label_values(&[reason]).inc();
+    }
+
+    /// Counts a grant request by outcome.
+    pub(crate) fn grant(&self, outcome: &str) {
+        self.grants.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts one entitlement evaluation against the chains.
+    pub(crate) fn entitlement_check(&self) {
+        self.entitlement_checks.inc();
     }
 
     /// Counts an upstream failure.

@@ -17,6 +17,7 @@ use tracing::info;
 
 use crate::{
     edge::Edge,
+    grant::Grants,
     health::Readiness,
     metrics::{EdgeMetrics, MetricsApp},
     tokens::{KeyError, TokenPolicy},
@@ -45,6 +46,9 @@ pub enum StartError {
         /// The bind error.
         source: std::io::Error,
     },
+    /// `[session]`/`[entitlements]` cannot make the grant service.
+    #[error("playback grants: {0}")]
+    Grants(String),
 }
 
 /// Pingora's settings for our config: worker threads, drain time, no daemon.
@@ -86,7 +90,28 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
     let mut server = Server::new_with_opt_and_conf(None, server_conf(config));
     server.bootstrap();
 
-    let edge = Edge::new(tokens, origin, metrics.clone(), Readiness::default());
+    let grants = match (&config.session, &config.entitlements) {
+        (Some(session), Some(ent)) => {
+            let scheme = if config.upstream.tls { "https" } else { "http" };
+            let base = format!("{scheme}://{}", config.upstream.origin);
+            let g = Grants::from_conf(session, ent, base, tokens.clone(), metrics.clone())
+                .map_err(StartError::Grants)?;
+            info!(
+                chains = ent.evm_rpc.len(),
+                l2 = ent.redis_url.is_some(),
+                "playback grants enabled"
+            );
+            Some(Arc::new(g))
+        }
+        _ => None,
+    };
+    let edge = Edge::new(
+        tokens,
+        origin,
+        metrics.clone(),
+        Readiness::default(),
+        grants,
+    );
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         edge,

@@ -10,6 +10,7 @@ fn run(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("STREAMGATE_TOKEN_KEY_K1", "6b31".repeat(16))
+        .env("STREAMGATE_RPC_ETHEREUM", "https://rpc.example/v1/test-key")
         .env_remove("RUST_LOG");
     for (k, v) in extra_env {
         cmd.env(k, v);

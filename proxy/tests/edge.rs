@@ -247,8 +247,19 @@ async fn origin_down_is_a_quick_502() {
         started.elapsed()
     );
     assert_eq!(json(r).await["error"], "bad_gateway");
-    let page = metrics_page(&EDGE_ORIGIN_DOWN).await;
-    assert!(sample(&page, "streamgate_edge_upstream_errors_total") >= 1.0);
+    // Counted by the logging hook, after the response: poll briefly.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while sample(
+        &metrics_page(&EDGE_ORIGIN_DOWN).await,
+        "streamgate_edge_upstream_errors_total",
+    ) < 1.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "upstream error not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]

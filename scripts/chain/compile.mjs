@@ -1,8 +1,10 @@
 // Compiles scripts/chain/contracts/*.sol with solcjs (standard JSON, evmVersion cancun,
 // optimizer on) into scripts/chain/build/<Contract>.json ({ contractName, abi, bytecode }), and
 // writes the EIP-6492 validator's creation code to origin/src/contract_wallet/erc6492_validator.hex,
-// which origin embeds. The output is committed; `make test` runs `--check`, which compiles
-// again and fails if any committed file differs.
+// which origin embeds. The build files are what the fixture scripts deploy: deploy-wallet.mjs
+// (test wallets), deploy-tokens.mjs and tokens.mjs (ERC-721/1155/20 test tokens, Tokens.sol),
+// multicall.mjs (Multicall3 at its canonical address). The output is committed; `make test`
+// runs `--check`, which compiles again and fails if any committed file differs.
 //
 //   node scripts/chain/compile.mjs [--check]
 import { readFileSync, writeFileSync, readdirSync, mkdirSync, existsSync } from "node:fs";

@@ -181,11 +181,17 @@ impl Stack {
 
     /// `POST /v1/contents`; returns the id.
     pub async fn create_content(&self, title: &str) -> String {
+        self.create_content_with_policy(title, serde_json::json!({"public": true}))
+            .await
+    }
+
+    /// `POST /v1/contents` with a policy; returns the id.
+    pub async fn create_content_with_policy(&self, title: &str, policy: Value) -> String {
         let r = self
             .http
             .post(format!("{}/v1/contents", self.origin))
             .header("authorization", self.bearer())
-            .json(&serde_json::json!({ "title": title }))
+            .json(&serde_json::json!({ "title": title, "policy": policy }))
             .send()
             .await
             .unwrap();
@@ -247,6 +253,15 @@ impl Stack {
             .unwrap()
             .parse()
             .unwrap()
+    }
+
+    /// Creates a content gated by `policy` and uploads `data` in one PATCH; returns the id.
+    pub async fn upload_with_policy(&self, title: &str, data: &[u8], policy: Value) -> String {
+        let id = self.create_content_with_policy(title, policy).await;
+        let url = self.tus_create(&id, data.len() as u64).await;
+        let r = self.tus_patch(&url, 0, data.to_vec()).await;
+        assert_eq!(r.status(), 204, "patch: {:?}", r.text().await);
+        id
     }
 
     /// Creates a content and uploads `data` in `chunk`-sized PATCHes; returns the id.
@@ -386,4 +401,36 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             x as u8
         })
         .collect()
+}
+
+/// One sample of a Prometheus text page (0 when absent).
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+impl Stack {
+    /// A key of the stack's env file.
+    pub fn env_value(&self, key: &str) -> String {
+        let env = std::fs::read_to_string(self.stack_dir.join("env")).unwrap();
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")).map(str::to_owned))
+            .unwrap_or_else(|| panic!("{key} missing from the stack env"))
+    }
+
+    /// The metrics page at `{url of env key}/metrics`.
+    pub async fn metrics_page(&self, env_key: &str) -> String {
+        let url = self.env_value(env_key);
+        self.http
+            .get(format!("{url}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
 }

@@ -1,0 +1,34 @@
+//! Entitlements: who may watch what. Policies (JSON rules over NFT holdings, allow-lists and
+//! `public`), their evaluation against a viewer's account through chain readers, and the
+//! two-tier cache of the verdicts.
+//!
+//! - `policy`: the policy JSON model ([`Policy::parse_with`] with errors naming the field by
+//!   JSON path, [`KnownChains`]), its canonical form and [`Policy::hash`] (the policy part of
+//!   cache keys); `values`: uint256, CAIP-2 chains, CAIP-10 [`Account`]s.
+//! - `engine`: [`evaluate`] a policy for a subject: owner, `public`, allow-lists, then every
+//!   holding rule's reads batched into one call per chain, chains concurrently, three-valued
+//!   short-circuit evaluation that fails closed ([`EvalError::Unavailable`]).
+//! - `chain`: the seam to the chains ([`EvmQuery`], [`EvmReader`], …); `solana`: its Solana
+//!   half ([`SolanaQuery`], [`SolanaReader`]).
+//! - `cache`: [`EntitlementCache`], moka over Redis, singleflight, bounded staleness.
+
+pub mod cache;
+pub mod chain;
+pub mod engine;
+pub mod evm;
+pub mod policy;
+pub mod solana;
+pub mod values;
+
+pub use cache::{
+    CacheConfig, CacheStats, Cached, EntitlementCache, Tier, Undecidable, Verdict, cache_key,
+};
+pub use chain::{EvmAddress, EvmAnswer, EvmQuery, EvmReader, ReadError, ReadFuture, U256Be};
+pub use engine::{Decision, EvalError, evaluate};
+pub use evm::{AlloyEvmReader, BlockChoice, EvmChains, EvmConfigError};
+pub use policy::{
+    CollectionRule, Erc20Rule, Erc721Rule, Erc1155Rule, KnownChains, Policy, PolicyError,
+    PolicyErrorKind, Rule, SplRule,
+};
+pub use solana::{SolanaAnswer, SolanaPubkey, SolanaQuery, SolanaReader};
+pub use values::{Account, Chain, SolanaChain, Uint256};

@@ -1,0 +1,397 @@
+//! `GET /v1/playback/{id}`: the playback grant. A signed-in viewer asks; the edge verifies the
+//! session offline (origin's JWKS), fetches the content's policy from origin (cached), checks
+//! the viewer's entitlement (entitlement cache over the chains) and mints a playback token.
+//!
+//! ```text
+//! Bearer / cookie ─► RemoteVerifier (JWKS, no I/O per request) ─► 401
+//!                 ─► policy: origin GET /v1/contents/{id} (moka, policy-ttl) ─► 404
+//!                 ─► EntitlementCache (L1 moka → L2 Redis → evaluate over the chains) ─► 403 / 503
+//!                 ─► mint /p/{token}/{id}/… ─► 200 {"hls","dash","token","expires_at"} or 302
+//! ```
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use moka::future::Cache;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Deserialize;
+use serde_json::Value;
+use streamgate_auth::{
+    JwksFuture, JwksSource, RemoteVerifier, SessionError,
+    entitlement::{
+        AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
+        Tier, evaluate,
+    },
+};
+use streamgate_config::{EntitlementsConfig, SessionSection};
+use tokio::sync::OnceCell;
+
+use crate::{
+    metrics::EdgeMetrics,
+    tokens::{Minted, TokenPolicy},
+};
+
+/// Why a grant was refused; each maps to a status and a stable `error` code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum GrantError {
+    /// No session presented.
+    #[error("sign in first: send Authorization: Bearer <session token>")]
+    NoSession,
+    /// The session token was refused.
+    #[error("session refused: {0}")]
+    BadSession(&'static str),
+    /// Unknown content, or not ready.
+    #[error("no such content, or not ready")]
+    UnknownContent,
+    /// The policy does not allow this viewer.
+    #[error("not entitled: {0}")]
+    NotEntitled(String),
+    /// The entitlement could not be decided (chains down, nothing cached): fail closed.
+    #[error("entitlement undecidable, retry later: {0}")]
+    Undecidable(String),
+    /// Origin (policy or JWKS) could not be reached.
+    #[error("origin unavailable: {0}")]
+    Origin(String),
+    /// Minting failed (a configuration problem).
+    #[error("cannot mint: {0}")]
+    Mint(String),
+}
+
+impl GrantError {
+    /// HTTP status and `error` code of the JSON body.
+    pub(crate) fn status_code(&self) -> (u16, &'static str) {
+        match self {
+            GrantError::NoSession => (401, "no_session"),
+            GrantError::BadSession(code) => (401, code),
+            GrantError::UnknownContent => (404, "not_found"),
+            GrantError::NotEntitled(_) => (403, "not_entitled"),
+            GrantError::Undecidable(_) => (503, "entitlement_unavailable"),
+            GrantError::Origin(_) => (503, "origin_unavailable"),
+            GrantError::Mint(_) => (500, "internal"),
+        }
+    }
+}
+
+/// A granted playback.
+#[derive(Debug, Clone)]
+pub(crate) struct Granted {
+    pub(crate) minted: Minted,
+    pub(crate) tier: Tier,
+}
+
+/// What origin says about a content (the part of `GET /v1/contents/{id}` a grant needs).
+#[derive(Debug, Clone, Deserialize)]
+struct ContentInfo {
+    status: String,
+    owner: Option<String>,
+    policy: Value,
+}
+
+/// A content's parsed policy, cached for `policy-ttl`.
+struct ContentPolicy {
+    owner: Option<String>,
+    policy: Policy,
+    hash: [u8; 32],
+}
+
+/// JWKS over HTTP from origin.
+struct HttpJwks {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl JwksSource for HttpJwks {
+    fn fetch(&self) -> JwksFuture<'_> {
+        Box::pin(async move {
+            let r = self
+                .http
+                .get(&self.url)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !r.status().is_success() {
+                return Err(format!("jwks: status {}", r.status()));
+            }
+            r.json().await.map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Everything the grant endpoint needs. Built at start-up without I/O; the JWKS is fetched on
+/// the first grant and refetched on unknown `kid`s.
+pub(crate) struct Grants {
+    session: SessionSection,
+    verifier: OnceCell<RemoteVerifier<HttpJwks>>,
+    http: reqwest::Client,
+    origin_base: String,
+    policies: Cache<String, Arc<ContentPolicy>>,
+    /// The entitlement cache and the chain reader, built on first use: their connections
+    /// must be made inside the worker runtime, which does not exist yet at start-up.
+    checker: OnceCell<Checker>,
+    cache_cfg: CacheConfig,
+    redis: Option<redis::Client>,
+    chains: EvmChains,
+    tokens: Arc<TokenPolicy>,
+    metrics: Arc<EdgeMetrics>,
+}
+
+/// The entitlement cache and the reader behind it.
+struct Checker {
+    cache: EntitlementCache,
+    evm: Arc<dyn EvmReader>,
+}
+
+impl Grants {
+    /// Builds the grant service from `[session]` and `[entitlements]`.
+    pub(crate) fn from_conf(
+        session: &SessionSection,
+        ent: &EntitlementsConfig,
+        origin_base: String,
+        tokens: Arc<TokenPolicy>,
+        metrics: Arc<EdgeMetrics>,
+    ) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|e| format!("http client: {e}"))?;
+        let redis = ent
+            .redis_url
+            .as_deref()
+            .map(redis::Client::open)
+            .transpose()
+            .map_err(|e| format!("entitlements.redis-url: {e}"))?;
+        let chains = EvmChains {
+            chains: ent
+                .evm_rpc
+                .iter()
+                .map(|(id, urls)| (*id, urls.iter().map(|u| u.expose().to_owned()).collect()))
+                .collect(),
+            timeout: ent.rpc_timeout,
+            block: if ent.confirmations == 0 {
+                BlockChoice::Latest
+            } else {
+                BlockChoice::LatestMinus(ent.confirmations)
+            },
+        };
+        // Validate now (fail at start-up), build again on first use inside the runtime.
+        AlloyEvmReader::new(chains.clone()).map_err(|e| format!("entitlements.evm-rpc: {e}"))?;
+        Ok(Self {
+            session: session.clone(),
+            verifier: OnceCell::new(),
+            http,
+            origin_base,
+            policies: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(ent.policy_ttl)
+                .build(),
+            checker: OnceCell::new(),
+            cache_cfg: CacheConfig {
+                ttl_allow: ent.ttl_allow,
+                ttl_deny: ent.ttl_deny,
+                max_stale: ent.max_stale,
+                capacity: ent.capacity,
+            },
+            redis,
+            chains,
+            tokens,
+            metrics,
+        })
+    }
+
+    /// The session cookie name.
+    pub(crate) fn cookie_name(&self) -> &str {
+        &self.session.cookie
+    }
+
+    async fn checker(&self) -> Result<&Checker, GrantError> {
+        self.checker
+            .get_or_try_init(|| async {
+                let l2 = match &self.redis {
+                    Some(client) => {
+                        let cfg = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(Duration::from_millis(500)))
+                            .set_response_timeout(Some(Duration::from_millis(500)))
+                            .set_number_of_retries(1);
+                        // Lazy: no connection is made here, so a Redis outage costs nothing now.
+                        ConnectionManager::new_lazy_with_config(client.clone(), cfg)
+                            .map_err(|e| tracing::warn!(cause = %e, "entitlement l2 disabled"))
+                            .ok()
+                    }
+                    None => None,
+                };
+                let evm = AlloyEvmReader::new(self.chains.clone())
+                    .map_err(|e| GrantError::Undecidable(e.to_string()))?;
+                Ok(Checker {
+                    cache: EntitlementCache::new(self.cache_cfg, l2),
+                    evm: Arc::new(evm),
+                })
+            })
+            .await
+    }
+
+    async fn verifier(&self) -> Result<&RemoteVerifier<HttpJwks>, GrantError> {
+        self.verifier
+            .get_or_try_init(|| async {
+                let source = HttpJwks {
+                    http: self.http.clone(),
+                    url: self.session.jwks_url.clone(),
+                };
+                RemoteVerifier::connect(
+                    source,
+                    &self.session.issuer,
+                    &self.session.audience,
+                    self.session.jwks_min_refresh,
+                )
+                .await
+                .map_err(|e| GrantError::Origin(e.to_string()))
+            })
+            .await
+    }
+
+    async fn content(&self, id: &str) -> Result<Arc<ContentPolicy>, GrantError> {
+        if let Some(p) = self.policies.get(id).await {
+            return Ok(p);
+        }
+        let url = format!("{}/v1/contents/{id}", self.origin_base);
+        let r = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| GrantError::Origin(e.to_string()))?;
+        match r.status().as_u16() {
+            200 => {}
+            404 | 400 => return Err(GrantError::UnknownContent),
+            s => return Err(GrantError::Origin(format!("contents: status {s}"))),
+        }
+        let info: ContentInfo = r
+            .json()
+            .await
+            .map_err(|e| GrantError::Origin(e.to_string()))?;
+        if info.status != "ready" {
+            return Err(GrantError::UnknownContent);
+        }
+        // Origin validated the policy when it was set; a policy this edge cannot read denies.
+        let policy = Policy::parse(&info.policy)
+            .map_err(|e| GrantError::NotEntitled(format!("unreadable policy: {e}")))?;
+        let cp = Arc::new(ContentPolicy {
+            owner: info.owner,
+            hash: policy.hash(),
+            policy,
+        });
+        self.policies.insert(id.to_owned(), cp.clone()).await;
+        Ok(cp)
+    }
+
+    /// Grants playback of `content_id` to the holder of `session_token`, or says why not.
+    pub(crate) async fn grant(
+        &self,
+        content_id: &str,
+        session_token: Option<&str>,
+        client_ip: Option<IpAddr>,
+        now: i64,
+    ) -> Result<Granted, GrantError> {
+        let token = session_token.ok_or(GrantError::NoSession)?;
+        let claims = self
+            .verifier()
+            .await?
+            .verify(token, now)
+            .await
+            .map_err(|e: SessionError| GrantError::BadSession(e.code()))?;
+        let content = self.content(content_id).await?;
+        let checker = self.checker().await?;
+        let subject = claims.sub.clone();
+        let check = {
+            let (content, evm, subject) = (content.clone(), checker.evm.clone(), subject.clone());
+            let metrics = self.metrics.clone();
+            async move {
+                metrics.entitlement_check();
+                evaluate(
+                    &content.policy,
+                    &subject,
+                    content.owner.as_deref(),
+                    evm.as_ref(),
+                    None,
+                )
+                .await
+                .map(|d| (d.allowed, d.reason))
+            }
+        };
+        let cached = checker
+            .cache
+            .decide(&subject, &content.hash, now, check)
+            .await
+            .map_err(|e| GrantError::Undecidable(e.0))?;
+        if !cached.verdict.allowed {
+            return Err(GrantError::NotEntitled(cached.verdict.reason));
+        }
+        let bind = if self.tokens.bind_ip() {
+            client_ip
+        } else {
+            None
+        };
+        let minted = self
+            .tokens
+            .mint(content_id, &subject, None, bind, now.max(0) as u64)
+            .map_err(|e| GrantError::Mint(e.to_string()))?;
+        Ok(Granted {
+            minted,
+            tier: cached.tier,
+        })
+    }
+}
+
+/// The JSON of a granted playback (DESIGN.md, Interfaces).
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct GrantBody {
+    pub(crate) hls: String,
+    pub(crate) dash: String,
+    token: String,
+    expires_at: String,
+}
+
+impl GrantBody {
+    pub(crate) fn new(content_id: &str, m: &Minted) -> Self {
+        let exp = std::time::UNIX_EPOCH + Duration::from_secs(m.expires_at);
+        Self {
+            hls: format!("/p/{}/{content_id}/master.m3u8", m.token),
+            dash: format!("/p/{}/{content_id}/manifest.mpd", m.token),
+            token: m.token.clone(),
+            expires_at: humantime::format_rfc3339_seconds(exp).to_string(),
+        }
+    }
+}
+
+/// The `outcome` label of a granted request.
+pub(crate) fn tier_label(t: Tier) -> &'static str {
+    match t {
+        Tier::L1 => "granted_l1",
+        Tier::L2 => "granted_l2",
+        Tier::Checked => "granted_checked",
+        Tier::Stale => "granted_stale",
+    }
+}
+
+/// The session token of a request: `Authorization: Bearer …`, else the session cookie.
+pub(crate) fn session_token<'a>(
+    req: &'a pingora::http::RequestHeader,
+    cookie: &str,
+) -> Option<&'a str> {
+    if let Some(v) = req
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        return v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim);
+    }
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == cookie)
+        .map(|(_, v)| v.trim())
+}
