@@ -12,7 +12,12 @@ use std::{
 use serde_json::{Value, json};
 use utils::{Stack, Wallet, make_clip, metric};
 
+/// The fixture scripts send transactions from one dev account: one at a time.
+static CHAIN_TX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn node(script: &str, args: &[&str]) -> String {
+    // A test that panicked while holding the lock leaves it poisoned, not the chain.
+    let _one_at_a_time = CHAIN_TX.lock().unwrap_or_else(|p| p.into_inner());
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../scripts/chain")
         .join(script);
@@ -122,14 +127,26 @@ async fn holders_get_grants_and_lose_them_after_a_transfer() {
     );
     assert!(body["dash"].as_str().unwrap().ends_with("/manifest.mpd"));
     assert!(body["token"].is_string() && body["expires_at"].is_string());
-    let r = st
+    let master_url = format!("{}{hls}", st.edge);
+    let r = st.http.get(&master_url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let master = r.text().await.unwrap();
+    assert!(master.starts_with("#EXTM3U"));
+    // remember a segment of alice's live token, to fetch after she sells
+    let variant = master.lines().find(|l| l.ends_with(".m3u8")).unwrap();
+    let base = &master_url[..=master_url.rfind('/').unwrap()];
+    let variant_url = format!("{base}{variant}");
+    let playlist = st
         .http
-        .get(format!("{}{hls}", st.edge))
+        .get(&variant_url)
         .send()
         .await
+        .unwrap()
+        .text()
+        .await
         .unwrap();
-    assert_eq!(r.status(), 200);
-    assert!(r.text().await.unwrap().starts_with("#EXTM3U"));
+    let seg = playlist.lines().rfind(|l| l.ends_with(".m4s")).unwrap();
+    let seg_url = format!("{}{seg}", &variant_url[..=variant_url.rfind('/').unwrap()]);
     // ?redirect=hls answers 302 to the tokenized playlist
     let no_follow = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -172,6 +189,23 @@ async fn holders_get_grants_and_lose_them_after_a_transfer() {
     );
     eventually(&st, &id, &b, 200).await;
     eventually(&st, &id, &a, 403).await;
+    // alice's live token: playlists re-check the entitlement and refuse within the TTL…
+    let start = Instant::now();
+    loop {
+        let r = st.http.get(&master_url).send().await.unwrap();
+        if r.status() == 403 {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"], "not_entitled", "{v}");
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "playlist still served"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // …while segments rely on the token alone
+    assert_eq!(st.http.get(&seg_url).send().await.unwrap().status(), 200);
     // the creator (owner) is always allowed
     assert_eq!(grant(&st, &id, Some(&st.session)).await.0, 200);
 }

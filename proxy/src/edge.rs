@@ -76,7 +76,8 @@ enum Decision {
     MethodNotAllowed(&'static str),
     BadPath(PathError),
     Forbidden(TokenError),
-    Proxy(ObjectRef, ObjectKind),
+    /// Token accepted: the object, its kind and the token's subject hash.
+    Proxy(ObjectRef, ObjectKind, [u8; 8]),
     Grant(String, Option<&'static str>),
 }
 
@@ -175,7 +176,7 @@ impl Edge {
                     subject = %hex::encode(v.subject_hash),
                     "token accepted"
                 );
-                Decision::Proxy(ObjectRef::from_gated(g), g.kind())
+                Decision::Proxy(ObjectRef::from_gated(g), g.kind(), v.subject_hash)
             }
             Err(e) => {
                 debug!(
@@ -188,6 +189,14 @@ impl Edge {
             }
         }
     }
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 impl Edge {
@@ -320,7 +329,29 @@ impl ProxyHttp for Edge {
                 let body = ErrorBody::new("forbidden", &message).with_reason(e.code());
                 reply::send_json(session, StatusCode::FORBIDDEN, &body, &[]).await?;
             }
-            Decision::Proxy(object, kind) => {
+            Decision::Proxy(object, kind, subject_hash) => {
+                // Playlists re-check the viewer's entitlement (cached): a viewer who sold the
+                // NFT loses the stream within the cache TTL even with a live token. Segments
+                // rely on the token alone.
+                if kind == ObjectKind::Manifest
+                    && let Some(grants) = self.grants.clone()
+                {
+                    let now = unix_now();
+                    let recheck = grants
+                        .recheck(object.content_id(), &subject_hash, now)
+                        .instrument(ctx.span.clone())
+                        .await;
+                    if let Err(e) = recheck {
+                        let (status, code) = e.status_code();
+                        self.metrics.grant(&format!("recheck_{code}"));
+                        let message = e.to_string();
+                        let body = ErrorBody::new(code, &message);
+                        let status = StatusCode::from_u16(status)
+                            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                        reply::send_json(session, status, &body, &[]).await?;
+                        return Ok(true);
+                    }
+                }
                 ctx.kind = kind;
                 ctx.object = Some(object);
                 return Ok(false);

@@ -132,12 +132,17 @@ pub(crate) struct Grants {
     chains: EvmChains,
     tokens: Arc<TokenPolicy>,
     metrics: Arc<EdgeMetrics>,
+    /// Subject of each granted token's subject hash (playback tokens carry only the hash),
+    /// kept here and in Redis (`sg:subj:{hash}`) so playlist re-checks work on every edge.
+    subjects: Cache<[u8; 8], String>,
 }
 
 /// The entitlement cache and the reader behind it.
 struct Checker {
     cache: EntitlementCache,
     evm: Arc<dyn EvmReader>,
+    /// The shared Redis, also used to find a token's subject on any edge.
+    l2: Option<ConnectionManager>,
 }
 
 impl Grants {
@@ -192,6 +197,10 @@ impl Grants {
             },
             redis,
             chains,
+            subjects: Cache::builder()
+                .max_capacity(1_000_000)
+                .time_to_live(tokens.max_ttl())
+                .build(),
             tokens,
             metrics,
         })
@@ -221,8 +230,9 @@ impl Grants {
                 let evm = AlloyEvmReader::new(self.chains.clone())
                     .map_err(|e| GrantError::Undecidable(e.to_string()))?;
                 Ok(Checker {
-                    cache: EntitlementCache::new(self.cache_cfg, l2),
+                    cache: EntitlementCache::new(self.cache_cfg, l2.clone()),
                     evm: Arc::new(evm),
+                    l2,
                 })
             })
             .await
@@ -282,6 +292,87 @@ impl Grants {
         Ok(cp)
     }
 
+    /// The cached entitlement verdict of `subject` for `content`.
+    async fn entitled(
+        &self,
+        content: &Arc<ContentPolicy>,
+        subject: &str,
+        now: i64,
+    ) -> Result<streamgate_auth::entitlement::Cached, GrantError> {
+        let checker = self.checker().await?;
+        let check = {
+            let (content, evm) = (content.clone(), checker.evm.clone());
+            let (subject, metrics) = (subject.to_owned(), self.metrics.clone());
+            async move {
+                metrics.entitlement_check();
+                evaluate(
+                    &content.policy,
+                    &subject,
+                    content.owner.as_deref(),
+                    evm.as_ref(),
+                    None,
+                )
+                .await
+                .map(|d| (d.allowed, d.reason))
+            }
+        };
+        checker
+            .cache
+            .decide(subject, &content.hash, now, check)
+            .await
+            .map_err(|e| GrantError::Undecidable(e.0))
+    }
+
+    async fn remember_subject(&self, subject: &str) {
+        let hash = streamgate_auth::playback::subject_hash(subject);
+        self.subjects.insert(hash, subject.to_owned()).await;
+        if let Ok(checker) = self.checker().await
+            && let Some(mut con) = checker.l2.clone()
+        {
+            let key = format!("sg:subj:{}", hex::encode(hash));
+            let ttl = self.tokens.max_ttl().as_secs().max(1);
+            let r: redis::RedisResult<()> =
+                redis::AsyncCommands::set_ex(&mut con, key, subject, ttl).await;
+            if let Err(e) = r {
+                tracing::debug!(cause = %e, "subject not shared in l2");
+            }
+        }
+    }
+
+    async fn subject_of(&self, hash: &[u8; 8]) -> Option<String> {
+        if let Some(s) = self.subjects.get(hash).await {
+            return Some(s);
+        }
+        let mut con = self.checker().await.ok()?.l2.clone()?;
+        let key = format!("sg:subj:{}", hex::encode(hash));
+        let s: Option<String> = redis::AsyncCommands::get(&mut con, key).await.ok()?;
+        if let Some(s) = &s {
+            self.subjects.insert(*hash, s.clone()).await;
+        }
+        s
+    }
+
+    /// Re-checks, for a playlist request with a valid token, that the token's viewer is still
+    /// entitled (cached). Tokens not minted by a grant (operator `token mint`) pass: they were
+    /// never bound to an entitlement.
+    pub(crate) async fn recheck(
+        &self,
+        content_id: &str,
+        subject_hash: &[u8; 8],
+        now: i64,
+    ) -> Result<(), GrantError> {
+        let Some(subject) = self.subject_of(subject_hash).await else {
+            return Ok(());
+        };
+        let content = self.content(content_id).await?;
+        let cached = self.entitled(&content, &subject, now).await?;
+        if cached.verdict.allowed {
+            Ok(())
+        } else {
+            Err(GrantError::NotEntitled(cached.verdict.reason))
+        }
+    }
+
     /// Grants playback of `content_id` to the holder of `session_token`, or says why not.
     pub(crate) async fn grant(
         &self,
@@ -298,29 +389,8 @@ impl Grants {
             .await
             .map_err(|e: SessionError| GrantError::BadSession(e.code()))?;
         let content = self.content(content_id).await?;
-        let checker = self.checker().await?;
         let subject = claims.sub.clone();
-        let check = {
-            let (content, evm, subject) = (content.clone(), checker.evm.clone(), subject.clone());
-            let metrics = self.metrics.clone();
-            async move {
-                metrics.entitlement_check();
-                evaluate(
-                    &content.policy,
-                    &subject,
-                    content.owner.as_deref(),
-                    evm.as_ref(),
-                    None,
-                )
-                .await
-                .map(|d| (d.allowed, d.reason))
-            }
-        };
-        let cached = checker
-            .cache
-            .decide(&subject, &content.hash, now, check)
-            .await
-            .map_err(|e| GrantError::Undecidable(e.0))?;
+        let cached = self.entitled(&content, &subject, now).await?;
         if !cached.verdict.allowed {
             return Err(GrantError::NotEntitled(cached.verdict.reason));
         }
@@ -333,6 +403,7 @@ impl Grants {
             .tokens
             .mint(content_id, &subject, None, bind, now.max(0) as u64)
             .map_err(|e| GrantError::Mint(e.to_string()))?;
+        self.remember_subject(&subject).await;
         Ok(Granted {
             minted,
             tier: cached.tier,

@@ -85,6 +85,11 @@ impl TokenPolicy {
         &self.keys
     }
 
+    /// The longest lifetime a token may be minted with (`tokens.max-ttl`).
+    pub fn max_ttl(&self) -> Duration {
+        self.max_ttl
+    }
+
     /// Whether grants to viewers should be bound to their IP prefix (`tokens.bind-ip`).
     pub fn bind_ip(&self) -> bool {
         self.bind_ip
