@@ -38,4 +38,10 @@ if [ ! -d scripts/chain/node_modules ] || [ scripts/chain/package-lock.json -nt 
   npm ci --prefix scripts/chain --silent --no-audit --no-fund
   touch scripts/chain/node_modules
 fi
+# The local Solana cluster: Surfpool's offline Surfnet, @solana/web3.js and spl-token (mints).
+if [ ! -d scripts/solana/node_modules ] || [ scripts/solana/package-lock.json -nt scripts/solana/node_modules ]; then
+  echo "setup: installing the local Solana cluster (npm ci in scripts/solana)"
+  npm ci --prefix scripts/solana --silent --no-audit --no-fund
+  touch scripts/solana/node_modules
+fi
 echo "setup: ok"

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod evm;
 pub mod policy;
 pub mod solana;
+pub mod solana_rpc;
 pub mod values;
 
 pub use cache::{
@@ -31,4 +32,5 @@ pub use policy::{
     PolicyErrorKind, Rule, SplRule,
 };
 pub use solana::{SolanaAnswer, SolanaPubkey, SolanaQuery, SolanaReader};
+pub use solana_rpc::{SolanaClusters, SolanaConfigError, SolanaRpcReader};
 pub use values::{Account, Chain, SolanaChain, Uint256};
