@@ -44,6 +44,7 @@ use futures_util::{StreamExt, TryStreamExt, stream};
 use tokio::sync::OnceCell;
 
 use super::chain::{EvmAnswer, EvmQuery, EvmReader, ReadError, ReadFuture};
+use super::failover;
 use rpc_error::is_contract_failure;
 pub use rpc_error::scrub_urls;
 
@@ -52,10 +53,6 @@ const MAX_CONCURRENT_CALLS: usize = 8;
 /// Most queries in one `aggregate3`: larger batches are split (and the parts sent
 /// concurrently), keeping each call well inside providers' `eth_call` gas and size caps.
 const MAX_MULTICALL_QUERIES: usize = 256;
-/// Rounds over a chain's endpoints per RPC request: the first, and one retry.
-const ROUNDS: usize = 2;
-/// Pause before the retry round, so a blip (a restarting load balancer) can pass.
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// Which block reads are made at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -121,9 +118,8 @@ pub enum EvmConfigError {
     ZeroTimeout,
 }
 
-/// One configured endpoint; `index` (its place in the chain's list) is what logs show.
+/// One configured endpoint (logs name it by its place in the chain's list).
 struct Endpoint {
-    index: usize,
     provider: RootProvider,
 }
 
@@ -191,7 +187,6 @@ impl AlloyEvmReader {
                     return Err(bad(format!("scheme {} (want http or https)", url.scheme())));
                 }
                 endpoints.push(Endpoint {
-                    index,
                     provider: RootProvider::new_http(url),
                 });
             }
@@ -371,15 +366,14 @@ impl AlloyEvmReader {
         .await
     }
 
-    /// Runs one RPC request against the chain's endpoints in order, each attempt within the
-    /// timeout, then once more over those that failed without timing out (an endpoint that
-    /// just timed out would most likely spend another timeout).
+    /// Runs one RPC request against the chain's endpoints with failover (see
+    /// `failover::call`).
     ///
     /// # Errors
     /// [`ReadError::Unavailable`] with the last failure, scrubbed of URLs.
     async fn failover<T, F, Fut>(
         &self,
-        chain: &Chain,
+        c: &Chain,
         method: &'static str,
         op: F,
     ) -> Result<T, ReadError>
@@ -387,56 +381,14 @@ impl AlloyEvmReader {
         F: Fn(RootProvider) -> Fut,
         Fut: Future<Output = Result<T, TransportError>>,
     {
-        let mut timed_out = vec![false; chain.endpoints.len()];
-        let mut last = String::new();
-        for round in 0..ROUNDS {
-            if round > 0 {
-                if timed_out.iter().all(|t| *t) {
-                    break;
-                }
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            for ep in &chain.endpoints {
-                if timed_out[ep.index] {
-                    continue;
-                }
-                self.rpc_calls.fetch_add(1, Ordering::Relaxed);
-                let attempt = tokio::time::timeout(self.timeout, op(ep.provider.clone()));
-                let (id, index) = (chain.id, ep.index);
-                last = match attempt.await {
-                    Ok(Ok(v)) => return Ok(v),
-                    Ok(Err(e)) => {
-                        let cause = scrub_urls(&e.to_string());
-                        let cause = cause.as_str();
-                        tracing::warn!(
-                            chain = id,
-                            endpoint = index,
-                            method,
-                            round,
-                            cause,
-                            "rpc endpoint failed"
-                        );
-                        format!("endpoint {index}: {cause}")
-                    }
-                    Err(_) => {
-                        timed_out[index] = true;
-                        tracing::warn!(
-                            chain = id,
-                            endpoint = index,
-                            method,
-                            round,
-                            "rpc endpoint timed out"
-                        );
-                        format!("endpoint {index}: timed out after {:?}", self.timeout)
-                    }
-                };
-            }
-        }
-        tracing::warn!(chain = chain.id, method, "every rpc endpoint failed");
-        Err(ReadError::Unavailable {
-            chain: chain.caip2(),
-            last,
-        })
+        let chain = c.caip2();
+        let eps = failover::Endpoints {
+            chain: &chain,
+            endpoints: &c.endpoints,
+            timeout: self.timeout,
+            calls: &self.rpc_calls,
+        };
+        failover::call(eps, method, |ep| ep.provider.clone(), op).await
     }
 }
 

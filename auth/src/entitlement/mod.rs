@@ -16,6 +16,7 @@ pub mod cache;
 pub mod chain;
 pub mod engine;
 pub mod evm;
+mod failover;
 pub mod policy;
 pub mod solana;
 pub mod solana_rpc;

@@ -45,19 +45,15 @@ use solana_pubkey::Pubkey;
 use solana_rpc_client::nonblocking::rpc_client::RpcClient;
 use solana_rpc_client_api::{config::CommitmentConfig, request::TokenAccountsFilter};
 
+use super::failover;
 use super::{
     chain::{ReadError, ReadFuture},
-    evm::scrub_urls,
     solana::{SolanaAnswer, SolanaPubkey, SolanaQuery, SolanaReader},
     values::{SolanaChain, parse_solana_key},
 };
 
 /// Most RPC requests of one batch in flight at once.
 const MAX_CONCURRENT_CALLS: usize = 8;
-/// Rounds over a cluster's endpoints per RPC request: the first, and one retry.
-const ROUNDS: usize = 2;
-/// Pause before the retry round, so a blip (a restarting load balancer) can pass.
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// The SPL Token and Token-2022 program names in `jsonParsed` answers.
 const TOKEN_PROGRAMS: [&str; 2] = ["spl-token", "spl-token-2022"];
 /// The SPL Token and Token-2022 program ids.
@@ -121,9 +117,8 @@ pub enum SolanaConfigError {
     ZeroTimeout,
 }
 
-/// One configured endpoint; `index` (its place in the cluster's list) is what logs show.
+/// One configured endpoint (logs name it by its place in the cluster's list).
 struct Endpoint {
-    index: usize,
     client: Arc<RpcClient>,
 }
 
@@ -191,7 +186,6 @@ impl SolanaRpcReader {
                     CommitmentConfig::confirmed(),
                 );
                 endpoints.push(Endpoint {
-                    index,
                     client: Arc::new(client),
                 });
             }
@@ -355,9 +349,8 @@ impl SolanaRpcReader {
         .await
     }
 
-    /// Runs one RPC request against the cluster's endpoints in order, each attempt within the
-    /// timeout, then once more over those that failed without timing out (an endpoint that
-    /// just timed out would most likely spend another timeout).
+    /// Runs one RPC request against the cluster's endpoints with failover (see
+    /// `failover::call`).
     ///
     /// # Errors
     /// [`ReadError::Unavailable`] with the last failure, scrubbed of URLs.
@@ -371,56 +364,14 @@ impl SolanaRpcReader {
         F: Fn(Arc<RpcClient>) -> Fut,
         Fut: Future<Output = Result<T, String>>,
     {
-        let mut timed_out = vec![false; c.endpoints.len()];
-        let mut last = String::new();
-        for round in 0..ROUNDS {
-            if round > 0 {
-                if timed_out.iter().all(|t| *t) {
-                    break;
-                }
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            for ep in &c.endpoints {
-                if timed_out[ep.index] {
-                    continue;
-                }
-                self.rpc_calls.fetch_add(1, Ordering::Relaxed);
-                let attempt = tokio::time::timeout(self.timeout, op(ep.client.clone()));
-                let index = ep.index;
-                last = match attempt.await {
-                    Ok(Ok(v)) => return Ok(v),
-                    Ok(Err(e)) => {
-                        let cause = scrub_urls(&e);
-                        let cause = cause.as_str();
-                        tracing::warn!(
-                            cluster = %c.caip2,
-                            endpoint = index,
-                            method,
-                            round,
-                            cause,
-                            "rpc endpoint failed"
-                        );
-                        format!("endpoint {index}: {cause}")
-                    }
-                    Err(_) => {
-                        timed_out[index] = true;
-                        tracing::warn!(
-                            cluster = %c.caip2,
-                            endpoint = index,
-                            method,
-                            round,
-                            "rpc endpoint timed out"
-                        );
-                        format!("endpoint {index}: timed out after {:?}", self.timeout)
-                    }
-                };
-            }
-        }
-        tracing::warn!(cluster = %c.caip2, method, "every rpc endpoint failed");
-        Err(ReadError::Unavailable {
-            chain: c.caip2.clone(),
-            last,
-        })
+        let chain = c.caip2.clone();
+        let eps = failover::Endpoints {
+            chain: &chain,
+            endpoints: &c.endpoints,
+            timeout: self.timeout,
+            calls: &self.rpc_calls,
+        };
+        failover::call(eps, method, |ep| ep.client.clone(), op).await
     }
 }
 

@@ -434,3 +434,63 @@ impl Stack {
             .unwrap()
     }
 }
+
+// ---- chain fixtures (scripts/chain) and grants ----
+
+/// The fixture scripts send transactions from one dev account: one at a time.
+static CHAIN_TX: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs a `scripts/chain` fixture script; its stdout, trimmed.
+pub fn node(script: &str, args: &[&str]) -> String {
+    // A test that panicked while holding the lock leaves it poisoned, not the chain.
+    let _one_at_a_time = CHAIN_TX.lock().unwrap_or_else(|p| p.into_inner());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../scripts/chain")
+        .join(script);
+    let out = Command::new("node")
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("node");
+    assert!(
+        out.status.success(),
+        "{script} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Test tokens deployed on the stack's anvil.
+pub struct Chain {
+    pub rpc: String,
+    pub erc721: String,
+    pub erc1155: String,
+    pub erc20: String,
+}
+
+/// Deploys fresh ERC-721/1155/20 test tokens.
+pub fn deploy(st: &Stack) -> Chain {
+    let rpc = st
+        .evm_rpc
+        .clone()
+        .expect("the stack runs anvil (EVM_RPC_URL)");
+    let v: Value = serde_json::from_str(&node("deploy-tokens.mjs", &[&rpc])).unwrap();
+    let get = |k: &str| v[k].as_str().unwrap().to_owned();
+    Chain {
+        erc721: get("erc721"),
+        erc1155: get("erc1155"),
+        erc20: get("erc20"),
+        rpc,
+    }
+}
+
+/// `GET /v1/playback/{id}` at the edge, with an optional session.
+pub async fn grant(st: &Stack, id: &str, session: Option<&str>) -> (u16, Value) {
+    let mut req = st.http.get(format!("{}/v1/playback/{id}", st.edge));
+    if let Some(s) = session {
+        req = req.header("authorization", format!("Bearer {s}"));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
