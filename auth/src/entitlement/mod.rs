@@ -19,6 +19,7 @@ pub mod evm;
 mod failover;
 pub mod policy;
 pub mod solana;
+#[cfg(feature = "solana")]
 pub mod solana_rpc;
 pub mod values;
 
@@ -33,5 +34,6 @@ pub use policy::{
     PolicyErrorKind, Rule, SplRule,
 };
 pub use solana::{SolanaAnswer, SolanaPubkey, SolanaQuery, SolanaReader};
+#[cfg(feature = "solana")]
 pub use solana_rpc::{SolanaClusters, SolanaConfigError, SolanaRpcReader};
 pub use values::{Account, Chain, SolanaChain, Uint256};
