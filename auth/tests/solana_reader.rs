@@ -21,7 +21,8 @@ use streamgate_auth::entitlement::{
 };
 
 fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/solana")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../scripts/solana")
 }
 
 /// A running `node scripts/solana/surfnet.mjs`, killed on drop.

@@ -400,8 +400,10 @@ mod tests {
     }
 
     async fn anvil() -> Anvil {
-        let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+        let bin = std::path::Path::new(
+            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+        )
+        .join("../scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()

@@ -157,21 +157,28 @@ pub(crate) fn refused(method: &'static str, e: &SignInError) -> AppError {
 
 type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
+/// What both sign-in endpoints do first: count the attempt against the client's rate limit,
+/// then accept the JSON body (400 with serde's reason otherwise).
+async fn admit<T>(app: &AppState, peer: SocketAddr, body: JsonBody<T>) -> AppResult<T> {
+    ratelimit::check(
+        &app.redis,
+        "sign_in",
+        peer.ip(),
+        app.auth.cfg.rate_limit.sign_ins_per_minute,
+    )
+    .await?;
+    let Json(b) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    Ok(b)
+}
+
 /// `POST /v1/auth/siwe` → `{"token", "subject", "expires_at"}`.
 pub(crate) async fn siwe(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: JsonBody<SiweBody>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let Json(b) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let b = admit(&app, peer, body).await?;
     let auth = &app.auth;
-    ratelimit::check(
-        &app.redis,
-        "sign_in",
-        peer.ip(),
-        auth.cfg.rate_limit.sign_ins_per_minute,
-    )
-    .await?;
     let now = now();
     match verify_siwe(&b.message, &b.signature, &auth.rules, now) {
         Ok(verified) => finish("siwe", &app, verified).await,
@@ -194,15 +201,8 @@ pub(crate) async fn siws(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     body: JsonBody<SiwsBody>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let Json(b) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let b = admit(&app, peer, body).await?;
     let auth = &app.auth;
-    ratelimit::check(
-        &app.redis,
-        "sign_in",
-        peer.ip(),
-        auth.cfg.rate_limit.sign_ins_per_minute,
-    )
-    .await?;
     let verified = verify_siws(&b.message, &b.signature, &b.public_key, &auth.rules, now())
         .map_err(|e| refused("siws", &e))?;
     finish("siws", &app, verified).await

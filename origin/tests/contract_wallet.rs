@@ -17,7 +17,9 @@ const SUFFIX_6492: &str = "64926492649264926492649264926492649264926492649264926
 
 /// Runs `deploy-wallet.mjs RPC OWNER [mode]` and returns its stdout, trimmed.
 fn deploy(rpc: &str, owner: &str, mode: Option<&str>) -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/chain/deploy-wallet.mjs");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+            .join("../scripts/chain/deploy-wallet.mjs");
     let mut cmd = Command::new("node");
     cmd.arg(script).arg(rpc).arg(owner);
     if let Some(m) = mode {

@@ -4,7 +4,11 @@
 use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_streamgate-proxy");
-const SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../config/assets/proxy.toml");
+/// The sample config, found at run time (a test binary may be reused from another checkout).
+fn sample() -> String {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    format!("{dir}/../config/assets/proxy.toml")
+}
 
 fn run(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
@@ -24,7 +28,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn check_config_accepts_the_sample() {
-    let out = run(&["--config", SAMPLE, "--check-config"], &[]);
+    let out = run(&["--config", &sample(), "--check-config"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "config ok\n");
 }
@@ -32,7 +36,7 @@ fn check_config_accepts_the_sample() {
 #[test]
 fn check_config_names_the_bad_key() {
     let out = run(
-        &["--config", SAMPLE, "--check-config"],
+        &["--config", &sample(), "--check-config"],
         &[("STREAMGATE__UPSTREAM__ORIGIN", "no-port")],
     );
     assert_eq!(out.status.code(), Some(1));
@@ -51,7 +55,7 @@ fn mint_prints_only_the_token() {
             "token",
             "mint",
             "--config",
-            SAMPLE,
+            &sample(),
             "--content",
             "c1",
             "--ttl",
@@ -80,7 +84,7 @@ fn mint_refuses_a_ttl_above_max() {
             "token",
             "mint",
             "--config",
-            SAMPLE,
+            &sample(),
             "--content",
             "c1",
             "--ttl",

@@ -30,7 +30,8 @@ impl Drop for Anvil {
 }
 
 fn chain_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/chain")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("../scripts/chain")
 }
 
 /// A port nothing listens on (bound, then released).

@@ -81,7 +81,8 @@ pub struct Stack {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+    Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"))
+        .join("..")
 }
 
 impl Stack {
@@ -444,9 +445,11 @@ static CHAIN_TX: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn node(script: &str, args: &[&str]) -> String {
     // A test that panicked while holding the lock leaves it poisoned, not the chain.
     let _one_at_a_time = CHAIN_TX.lock().unwrap_or_else(|p| p.into_inner());
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scripts/chain")
-        .join(script);
+    let path = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../scripts/chain")
+    .join(script);
     let out = Command::new("node")
         .arg(path)
         .args(args)
