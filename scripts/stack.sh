@@ -155,7 +155,8 @@ ttl-allow = "${ENT_TTL_ALLOW:-3s}"
 ttl-deny = "${ENT_TTL_DENY:-2s}"
 max-stale = "10m"
 redis-url = "redis://127.0.0.1:$REDIS_PORT"
-policy-ttl = "2s"
+# Policies are dropped on sg:invalidate; the TTL only bounds a missed message.
+policy-ttl = "10m"
 
 [entitlements.evm-rpc]
 "$EVM_CHAIN_ID" = ["http://127.0.0.1:$ANVIL_PORT"]

@@ -252,36 +252,73 @@ pub(crate) fn resolve_rpc(
                     },
                 )
             })?;
-        if urls.is_empty() {
-            return Err(ConfigError::invalid(
-                &key,
-                "[]",
-                "name at least one RPC URL, or remove the chain",
-            ));
-        }
-        let mut resolved = Vec::with_capacity(urls.len());
-        for (i, u) in urls.into_iter().enumerate() {
-            let key = format!("{key}[{i}]");
-            let (url, shown) = match u {
-                RpcUrl::Literal(s) => (Secret::new(s.clone()), format!("{s:?}")),
-                RpcUrl::Ref(r) => (r.resolve(&key, env)?, "(secret)".to_owned()),
-            };
-            let rest = url
-                .expose()
-                .strip_prefix("https://")
-                .or_else(|| url.expose().strip_prefix("http://"));
-            if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
-                return Err(ConfigError::invalid(
-                    &key,
-                    shown,
-                    "must be an http:// or https:// URL",
-                ));
-            }
-            resolved.push(url);
-        }
+        let resolved = resolve_urls(&key, urls, env)?;
         out.insert(id, resolved);
     }
     Ok(out)
+}
+
+/// Validates `[entitlements.solana-rpc]`: keys are Solana clusters (`mainnet`, `devnet`,
+/// `testnet`, `localnet`, or a base58 genesis-hash reference), values non-empty lists of
+/// `http(s)://` URLs.
+pub(crate) fn resolve_solana_rpc(
+    section: &str,
+    map: BTreeMap<String, Vec<RpcUrl>>,
+    env: &dyn Env,
+) -> Result<BTreeMap<String, Vec<Secret>>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (cluster, urls) in map {
+        let bare = cluster.strip_prefix("solana:").unwrap_or(&cluster);
+        let named = matches!(bare, "mainnet" | "devnet" | "testnet" | "localnet");
+        let reference = (32..=44).contains(&bare.len())
+            && bare
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() && !matches!(c, b'0' | b'O' | b'I' | b'l'));
+        if !(named || reference) {
+            return Err(ConfigError::invalid(
+                section,
+                format!("{cluster:?}"),
+                "keys must be mainnet, devnet, testnet, localnet or a base58 genesis hash",
+            ));
+        }
+        let key = format!("{section}.{cluster}");
+        let resolved = resolve_urls(&key, urls, env)?;
+        out.insert(bare.to_owned(), resolved);
+    }
+    Ok(out)
+}
+
+/// Resolves and checks one endpoint list (`key` names it in errors; referenced values are
+/// never echoed).
+fn resolve_urls(key: &str, urls: Vec<RpcUrl>, env: &dyn Env) -> Result<Vec<Secret>, ConfigError> {
+    if urls.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "[]",
+            "name at least one RPC URL, or remove the chain",
+        ));
+    }
+    let mut resolved = Vec::with_capacity(urls.len());
+    for (i, u) in urls.into_iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        let (url, shown) = match u {
+            RpcUrl::Literal(s) => (Secret::new(s.clone()), format!("{s:?}")),
+            RpcUrl::Ref(r) => (r.resolve(&key, env)?, "(secret)".to_owned()),
+        };
+        let rest = url
+            .expose()
+            .strip_prefix("https://")
+            .or_else(|| url.expose().strip_prefix("http://"));
+        if !rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/')) {
+            return Err(ConfigError::invalid(
+                &key,
+                shown,
+                "must be an http:// or https:// URL",
+            ));
+        }
+        resolved.push(url);
+    }
+    Ok(resolved)
 }
 
 impl Default for RateLimit {

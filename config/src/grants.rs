@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::{
     ConfigError, Env, Secret,
-    auth::{RpcUrl, resolve_rpc},
+    auth::{RpcUrl, resolve_rpc, resolve_solana_rpc},
     common::{duration, positive},
 };
 
@@ -62,6 +62,9 @@ pub struct EntitlementsSection {
     /// `[entitlements.evm-rpc]`: chain id → JSON-RPC endpoints, tried in order.
     #[serde(default)]
     pub evm_rpc: BTreeMap<String, Vec<RpcUrl>>,
+    /// `[entitlements.solana-rpc]`: cluster → JSON-RPC endpoints, tried in order.
+    #[serde(default)]
+    pub solana_rpc: BTreeMap<String, Vec<RpcUrl>>,
 }
 
 /// `[entitlements]` validated, RPC URLs resolved.
@@ -85,6 +88,8 @@ pub struct EntitlementsConfig {
     pub confirmations: u64,
     /// Chain id → endpoints.
     pub evm_rpc: BTreeMap<u64, Vec<Secret>>,
+    /// Solana cluster (`mainnet`, `localnet`, a genesis reference…) → endpoints.
+    pub solana_rpc: BTreeMap<String, Vec<Secret>>,
 }
 
 impl SessionSection {
@@ -142,6 +147,7 @@ impl EntitlementsSection {
             ));
         }
         let evm_rpc = resolve_rpc("entitlements.evm-rpc", self.evm_rpc, None, env)?;
+        let solana_rpc = resolve_solana_rpc("entitlements.solana-rpc", self.solana_rpc, env)?;
         Ok(EntitlementsConfig {
             ttl_allow: self.ttl_allow,
             ttl_deny: self.ttl_deny,
@@ -152,6 +158,7 @@ impl EntitlementsSection {
             rpc_timeout: self.rpc_timeout,
             confirmations: self.confirmations,
             evm_rpc,
+            solana_rpc,
         })
     }
 }

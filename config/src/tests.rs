@@ -305,6 +305,24 @@ fn proxy_grant_sections_load_and_are_checked() {
     let e = c.entitlements.as_ref().unwrap();
     assert_eq!(e.ttl_allow, Duration::from_secs(300));
     assert_eq!(e.evm_rpc[&1][0].expose(), "https://rpc.example/key123");
+    assert_eq!(
+        e.solana_rpc["mainnet"][0].expose(),
+        "https://api.mainnet-beta.solana.com"
+    );
+
+    let e = err_proxy(&[(
+        "STREAMGATE__ENTITLEMENTS__SOLANA_RPC__MOONNET",
+        "[\"http://x\"]",
+    )]);
+    assert!(
+        e.contains("entitlements.solana-rpc") && e.contains("moonnet"),
+        "{e}"
+    );
+    let e = err_proxy(&[(
+        "STREAMGATE__ENTITLEMENTS__SOLANA_RPC__LOCALNET",
+        "[\"ws://x\"]",
+    )]);
+    assert!(e.contains("entitlements.solana-rpc.localnet[0]"), "{e}");
 
     let e = err_proxy(&[("STREAMGATE__SESSION__JWKS_URL", "ftp://x")]);
     assert!(e.contains("session.jwks-url"), "{e}");

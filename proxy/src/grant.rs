@@ -19,7 +19,7 @@ use streamgate_auth::{
     JwksFuture, JwksSource, RemoteVerifier, SessionError,
     entitlement::{
         AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
-        Tier, evaluate,
+        SolanaChain, SolanaClusters, SolanaReader, SolanaRpcReader, Tier, evaluate,
     },
 };
 use streamgate_config::{EntitlementsConfig, SessionSection};
@@ -130,17 +130,38 @@ pub(crate) struct Grants {
     cache_cfg: CacheConfig,
     redis: Option<redis::Client>,
     chains: EvmChains,
+    /// Solana clusters; none configured: Solana rules cannot be met (fail closed).
+    clusters: Option<SolanaClusters>,
     tokens: Arc<TokenPolicy>,
     metrics: Arc<EdgeMetrics>,
     /// Subject of each granted token's subject hash (playback tokens carry only the hash),
     /// kept here and in Redis (`sg:subj:{hash}`) so playlist re-checks work on every edge.
     subjects: Cache<[u8; 8], String>,
+    /// Sessions revoked (logout), by `jti`, each kept until its token's expiry; consulted on
+    /// every verification, filled from `sg:invalidate` and `sg:revoked:*`.
+    revoked: Arc<moka::sync::Cache<String, i64>>,
+}
+
+/// Keeps a revoked `jti` until its token expires (at most a day: sessions live shorter).
+struct UntilExp;
+
+impl moka::Expiry<String, i64> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        exp: &i64,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = exp.saturating_sub(crate::edge::unix_now()).clamp(1, 86_400);
+        Some(Duration::from_secs(left as u64))
+    }
 }
 
 /// The entitlement cache and the reader behind it.
 struct Checker {
     cache: EntitlementCache,
     evm: Arc<dyn EvmReader>,
+    solana: Option<Arc<dyn SolanaReader>>,
     /// The shared Redis, also used to find a token's subject on any edge.
     l2: Option<ConnectionManager>,
 }
@@ -179,6 +200,23 @@ impl Grants {
         };
         // Validate now (fail at start-up), build again on first use inside the runtime.
         AlloyEvmReader::new(chains.clone()).map_err(|e| format!("entitlements.evm-rpc: {e}"))?;
+        let clusters = if ent.solana_rpc.is_empty() {
+            None
+        } else {
+            let mut map = std::collections::HashMap::new();
+            for (name, urls) in &ent.solana_rpc {
+                let chain = SolanaChain::parse(name)
+                    .map_err(|e| format!("entitlements.solana-rpc.{name}: {e}"))?;
+                map.insert(chain, urls.iter().map(|u| u.expose().to_owned()).collect());
+            }
+            let clusters = SolanaClusters {
+                clusters: map,
+                timeout: ent.rpc_timeout,
+            };
+            SolanaRpcReader::new(clusters.clone())
+                .map_err(|e| format!("entitlements.solana-rpc: {e}"))?;
+            Some(clusters)
+        };
         Ok(Self {
             session: session.clone(),
             verifier: OnceCell::new(),
@@ -197,13 +235,44 @@ impl Grants {
             },
             redis,
             chains,
+            clusters,
             subjects: Cache::builder()
                 .max_capacity(1_000_000)
                 .time_to_live(tokens.max_ttl())
                 .build(),
             tokens,
             metrics,
+            revoked: Arc::new(
+                moka::sync::Cache::builder()
+                    .max_capacity(1_000_000)
+                    .expire_after(UntilExp)
+                    .build(),
+            ),
         })
+    }
+
+    /// The shared Redis URL (`entitlements.redis-url`), where `sg:invalidate` is published.
+    pub(crate) fn redis(&self) -> Option<&redis::Client> {
+        self.redis.as_ref()
+    }
+
+    /// Forgets a content's cached policy (its policy changed, or it was deleted). Verdicts
+    /// need no purge: they are keyed by the policy's hash, so a new policy is checked afresh.
+    pub(crate) async fn forget_content(&self, content_id: &str) {
+        self.policies.invalidate(content_id).await;
+    }
+
+    /// Forgets every cached policy (after a gap in the invalidation feed).
+    pub(crate) fn forget_all_contents(&self) {
+        self.policies.invalidate_all();
+    }
+
+    /// Refuses the session `jti` from now until `exp`.
+    pub(crate) fn revoke_session(&self, jti: &str, exp: i64) {
+        self.revoked.insert(jti.to_owned(), exp);
+        if let Some(v) = self.verifier.get() {
+            v.verifier().forget(jti);
+        }
     }
 
     /// The session cookie name.
@@ -229,9 +298,17 @@ impl Grants {
                 };
                 let evm = AlloyEvmReader::new(self.chains.clone())
                     .map_err(|e| GrantError::Undecidable(e.to_string()))?;
+                let solana = match &self.clusters {
+                    Some(c) => Some(Arc::new(
+                        SolanaRpcReader::new(c.clone())
+                            .map_err(|e| GrantError::Undecidable(e.to_string()))?,
+                    ) as Arc<dyn SolanaReader>),
+                    None => None,
+                };
                 Ok(Checker {
                     cache: EntitlementCache::new(self.cache_cfg, l2.clone()),
                     evm: Arc::new(evm),
+                    solana,
                     l2,
                 })
             })
@@ -245,14 +322,16 @@ impl Grants {
                     http: self.http.clone(),
                     url: self.session.jwks_url.clone(),
                 };
-                RemoteVerifier::connect(
+                let revoked = self.revoked.clone();
+                let v = RemoteVerifier::connect(
                     source,
                     &self.session.issuer,
                     &self.session.audience,
                     self.session.jwks_min_refresh,
                 )
                 .await
-                .map_err(|e| GrantError::Origin(e.to_string()))
+                .map_err(|e| GrantError::Origin(e.to_string()))?;
+                Ok(v.with_revocation(Arc::new(move |jti: &str| revoked.contains_key(jti))))
             })
             .await
     }
@@ -302,6 +381,7 @@ impl Grants {
         let checker = self.checker().await?;
         let check = {
             let (content, evm) = (content.clone(), checker.evm.clone());
+            let solana = checker.solana.clone();
             let (subject, metrics) = (subject.to_owned(), self.metrics.clone());
             async move {
                 metrics.entitlement_check();
@@ -310,7 +390,7 @@ impl Grants {
                     &subject,
                     content.owner.as_deref(),
                     evm.as_ref(),
-                    None,
+                    solana.as_deref(),
                 )
                 .await
                 .map(|d| (d.allowed, d.reason))

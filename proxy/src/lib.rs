@@ -21,6 +21,7 @@
 //! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
 //! - `tokens`: [`TokenPolicy`], the key set and minting rules of `[tokens]`.
 //! - `grant`: the playback-grant service (sessions, policies, entitlement cache).
+//! - `invalidate`: the `sg:invalidate` subscriber (policy changes, deletions, logouts).
 //! - `upstream`: the origin peer, the upstream rewrite and the cache key.
 //! - `metrics`, `health`, `reply`: metric families, readiness conditions, JSON answers.
 //!
@@ -33,6 +34,7 @@
 mod edge;
 mod grant;
 mod health;
+mod invalidate;
 mod metrics;
 mod reply;
 mod server;

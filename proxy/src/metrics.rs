@@ -40,6 +40,7 @@ pub(crate) struct EdgeMetrics {
     response_bytes: IntCounter,
     grants: IntCounterVec,
     entitlement_checks: IntCounter,
+    invalidations: IntCounterVec,
 }
 
 impl EdgeMetrics {
@@ -98,6 +99,24 @@ impl EdgeMetrics {
             "Entitlement evaluations run against the chains (cache misses after singleflight).",
         )?;
         registry.register(Box::new(entitlement_checks.clone()))?;
+        let invalidations = IntCounterVec::new(
+            Opts::new(
+                "streamgate_edge_invalidations_total",
+                "Messages applied from sg:invalidate, by type; `resync` counts (re)subscriptions.",
+            ),
+            &["type"],
+        )?;
+        registry.register(Box::new(invalidations.clone()))?;
+        for t in [
+            "content_deleted",
+            "policy_changed",
+            "repackaged",
+            "session_revoked",
+            "resync",
+            "malformed",
+        ] {
+            invalidations.with_label_values(&[t]);
+        }
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(token_failures.clone()))?;
@@ -122,6 +141,7 @@ impl EdgeMetrics {
             response_bytes,
             grants,
             entitlement_checks,
+            invalidations,
         })
     }
 
@@ -159,6 +179,11 @@ impl EdgeMetrics {
     /// Counts one entitlement evaluation against the chains.
     pub(crate) fn entitlement_check(&self) {
         self.entitlement_checks.inc();
+    }
+
+    /// Counts an applied invalidation message.
+    pub(crate) fn invalidation(&self, kind: &str) {
+        self.invalidations.with_label_values(&[kind]).inc();
     }
 
     /// Counts an upstream failure.

@@ -19,6 +19,7 @@ use crate::{
     edge::Edge,
     grant::Grants,
     health::Readiness,
+    invalidate::Invalidator,
     metrics::{EdgeMetrics, MetricsApp},
     tokens::{KeyError, TokenPolicy},
     upstream::{Origin, UpstreamError},
@@ -97,7 +98,8 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
             let g = Grants::from_conf(session, ent, base, tokens.clone(), metrics.clone())
                 .map_err(StartError::Grants)?;
             info!(
-                chains = ent.evm_rpc.len(),
+                evm_chains = ent.evm_rpc.len(),
+                solana_clusters = ent.solana_rpc.len(),
                 l2 = ent.redis_url.is_some(),
                 "playback grants enabled"
             );
@@ -105,6 +107,15 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         }
         _ => None,
     };
+    if let Some(g) = &grants
+        && let Some(client) = g.redis()
+    {
+        let task = Invalidator::new(client.clone(), g.clone(), metrics.clone());
+        server.add_service(pingora::services::background::background_service(
+            "sg:invalidate",
+            task,
+        ));
+    }
     let edge = Edge::new(
         tokens,
         origin,

@@ -8,13 +8,13 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 
-use super::{SessionClaims, SessionError, SessionKeyError, SessionVerifier};
+use super::{RevocationCheck, SessionClaims, SessionError, SessionKeyError, SessionVerifier};
 
 /// A boxed future of a fetched JWKS document.
 pub type JwksFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, String>> + Send + 'a>>;
@@ -64,6 +64,14 @@ impl<S: JwksSource> RemoteVerifier<S> {
             min_refresh,
             last_fetch: Mutex::new(Instant::now()),
         })
+    }
+
+    /// Installs a revocation hook on the underlying verifier (see
+    /// [`SessionVerifier::with_revocation`]).
+    #[must_use]
+    pub fn with_revocation(mut self, hook: Arc<dyn RevocationCheck>) -> Self {
+        self.verifier = self.verifier.with_revocation(hook);
+        self
     }
 
     /// The underlying verifier (to configure revocation, forget a `jti`, …).

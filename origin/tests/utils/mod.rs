@@ -497,3 +497,115 @@ pub async fn grant(st: &Stack, id: &str, session: Option<&str>) -> (u16, Value) 
     let status = r.status().as_u16();
     (status, r.json().await.unwrap_or(Value::Null))
 }
+
+// ---- private processes (for tests that kill what they depend on) ----
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Proc(pub std::process::Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something listens on the loopback `port`.
+pub fn wait_tcp(port: u16) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A private edge (the stack's binary) over the stack's origin, with an `[entitlements]`
+/// body supplied by the test (TTLs, `redis-url`, RPC maps). Killed on drop.
+pub struct PrivateEdge {
+    pub url: String,
+    pub metrics: String,
+    pub proc: Proc,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateEdge {
+    pub async fn start(st: &Stack, entitlements: &str) -> PrivateEdge {
+        let dir = tempfile::tempdir().unwrap();
+        let (edge_port, metrics_port) = (free_port(), free_port());
+        let key = dir.path().join("token-key");
+        std::fs::write(&key, "ab".repeat(32)).unwrap();
+        let conf = dir.path().join("proxy.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"[server]
+listen = "127.0.0.1:{edge_port}"
+metrics-listen = "127.0.0.1:{metrics_port}"
+grace-period = "1s"
+[upstream]
+origin = "{origin}"
+[tokens]
+signing-key = "k1"
+[[tokens.keys]]
+id = "k1"
+secret = {{ file = "{key}" }}
+[session]
+jwks-url = "{o}/.well-known/jwks.json"
+issuer = "{o}"
+{entitlements}
+"#,
+                origin = st.origin.trim_start_matches("http://"),
+                key = key.display(),
+                o = st.origin,
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("edge.log");
+        let out = std::fs::File::create(&log).unwrap();
+        let proc = Proc(
+            Command::new(st.bin_dir.join("streamgate-proxy"))
+                .arg("--config")
+                .arg(&conf)
+                .stdout(out.try_clone().unwrap())
+                .stderr(out)
+                .spawn()
+                .unwrap(),
+        );
+        let url = format!("http://127.0.0.1:{edge_port}");
+        let start = std::time::Instant::now();
+        while st.http.get(format!("{url}/readyz")).send().await.is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "private edge");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        PrivateEdge {
+            url,
+            metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+            proc,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// `GET /v1/playback/{id}` at this edge.
+    pub async fn grant(&self, st: &Stack, id: &str, session: &str) -> (u16, Value) {
+        let r = st
+            .http
+            .get(format!("{}/v1/playback/{id}", self.url))
+            .header("authorization", format!("Bearer {session}"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}

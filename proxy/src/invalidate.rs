@@ -1,0 +1,174 @@
+//! The edge's consumer of `sg:invalidate` (Redis pub/sub, published by origin): what every edge
+//! must forget when a content is deleted or re-packaged, its policy changes, or a viewer logs
+//! out.
+//!
+//! ```text
+//!  loop (pingora background service, until shutdown)
+//!   ├─ connect, SUBSCRIBE sg:invalidate
+//!   ├─ resync: pub/sub drops messages while nobody listens, so after every (re)subscription
+//!   │    every cached policy is forgotten and sg:revoked:* is scanned into the revoked set
+//!   ├─ messages: policy_changed / content_deleted ─► forget the content's policy
+//!   │            session_revoked {jti, exp}        ─► refuse that session until exp
+//!   │            repackaged                        ─► (objects: the cache tiers)
+//!   ├─ a PING every 15 s: a silent dead connection is noticed
+//!   └─ connection lost ─► back off 100 ms … 5 s, reconnect
+//! ```
+
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use pingora::{server::ShutdownWatch, services::background::BackgroundService};
+use streamgate_config::contract::{INVALIDATE_CHANNEL, Invalidation};
+use tracing::{debug, info, warn};
+
+use crate::{grant::Grants, metrics::EdgeMetrics};
+
+/// How often the subscription is probed.
+const PING_EVERY: Duration = Duration::from_secs(15);
+/// Longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The `sg:invalidate` subscriber.
+pub(crate) struct Invalidator {
+    client: redis::Client,
+    grants: Arc<Grants>,
+    metrics: Arc<EdgeMetrics>,
+}
+
+impl Invalidator {
+    pub(crate) fn new(
+        client: redis::Client,
+        grants: Arc<Grants>,
+        metrics: Arc<EdgeMetrics>,
+    ) -> Self {
+        Self {
+            client,
+            grants,
+            metrics,
+        }
+    }
+
+    /// One subscription, until the connection fails.
+    async fn subscribe_once(&self) -> redis::RedisResult<()> {
+        let mut pubsub = self.client.get_async_pubsub().await?;
+        pubsub.subscribe(INVALIDATE_CHANNEL).await?;
+        self.resync().await?;
+        let (mut sink, mut stream) = pubsub.split();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                msg = stream.next() => {
+                    let Some(msg) = msg else {
+                        return Err(redis::RedisError::from((
+                            redis::ErrorKind::Io,
+                            "subscription closed",
+                        )));
+                    };
+                    match msg.get_payload::<String>() {
+                        Ok(json) => self.apply(&json).await,
+                        Err(e) => {
+                            warn!(cause = %e, "sg:invalidate: non-text message");
+                            self.metrics.invalidation("malformed");
+                        }
+                    }
+                }
+                _ = ping.tick() => {
+                    tokio::time::timeout(Duration::from_secs(3), sink.ping::<String>())
+                        .await
+                        .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "ping timed out")))??;
+                }
+            }
+        }
+    }
+
+    /// Catches up after a gap: messages published while unsubscribed are lost.
+    async fn resync(&self) -> redis::RedisResult<()> {
+        self.grants.forget_all_contents();
+        let mut con = self.client.get_multiplexed_async_connection().await?;
+        let mut iter: redis::AsyncIter<'_, String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg("sg:revoked:*")
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter_async(&mut con)
+            .await?;
+        let mut keys = Vec::new();
+        while let Some(k) = iter.next_item().await {
+            keys.push(k?);
+        }
+        drop(iter);
+        let now = crate::edge::unix_now();
+        for key in &keys {
+            let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut con).await?;
+            if let Some(jti) = key.strip_prefix("sg:revoked:")
+                && ttl > 0
+            {
+                self.grants.revoke_session(jti, now + ttl);
+            }
+        }
+        self.metrics.invalidation("resync");
+        info!(
+            revoked = keys.len(),
+            "sg:invalidate subscribed, caches resynchronised"
+        );
+        Ok(())
+    }
+
+    async fn apply(&self, json: &str) {
+        let msg: Invalidation = match serde_json::from_str(json) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(cause = %e, "sg:invalidate: malformed message ignored");
+                self.metrics.invalidation("malformed");
+                return;
+            }
+        };
+        let kind = match &msg {
+            Invalidation::ContentDeleted { content_id } => {
+                self.grants.forget_content(content_id).await;
+                "content_deleted"
+            }
+            Invalidation::PolicyChanged { content_id } => {
+                self.grants.forget_content(content_id).await;
+                "policy_changed"
+            }
+            Invalidation::Repackaged { .. } => "repackaged",
+            Invalidation::SessionRevoked { jti, exp } => {
+                self.grants.revoke_session(jti, *exp);
+                "session_revoked"
+            }
+        };
+        debug!(kind, "invalidation applied");
+        self.metrics.invalidation(kind);
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Invalidator {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let started = tokio::time::Instant::now();
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                r = self.subscribe_once() => {
+                    if let Err(e) = r {
+                        warn!(cause = %e, "sg:invalidate subscription lost; reconnecting");
+                    }
+                }
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}
