@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what StreamGate's build, stack and tests need. Idempotent and quick when done:
-# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl), the S3 server s3s-fs, and
-# npm packages for sign-in vectors (scripts/vectors) and the local EVM chain (scripts/chain).
+# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl, Chromium), the S3 server
+# s3s-fs, and npm packages for sign-in vectors (scripts/vectors), the local EVM chain
+# (scripts/chain), the local Solana cluster (scripts/solana) and the player check (scripts/players).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -17,6 +18,14 @@ if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# Debian's Chromium for the headless player check (scripts/players drives it with playwright-core,
+# which downloads no browser); without recommends, so no desktop extras come along.
+if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok installed"; then
+  echo "setup: installing chromium (headless player check)"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 S3S_VERSION=0.14.1   # 0.17 needs a newer rustc than 1.95
@@ -43,5 +52,11 @@ if [ ! -d scripts/solana/node_modules ] || [ scripts/solana/package-lock.json -n
   echo "setup: installing the local Solana cluster (npm ci in scripts/solana)"
   npm ci --prefix scripts/solana --silent --no-audit --no-fund
   touch scripts/solana/node_modules
+fi
+# The player check: hls.js and dash.js in Debian's Chromium, driven by playwright-core.
+if [ ! -d scripts/players/node_modules ] || [ scripts/players/package-lock.json -nt scripts/players/node_modules ]; then
+  echo "setup: installing the player check (npm ci in scripts/players)"
+  npm ci --prefix scripts/players --silent --no-audit --no-fund
+  touch scripts/players/node_modules
 fi
 echo "setup: ok"

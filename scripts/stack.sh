@@ -138,6 +138,19 @@ grace-period = "2s"
 [upstream]
 origin = "127.0.0.1:$ORIGIN_PORT"
 
+[cache]
+memory = "256MiB"
+redis-url = "redis://127.0.0.1:$REDIS_PORT"
+
+# Browser players (tests serve their page from another loopback port); cookie mode needs
+# credentials, so the origin is echoed.
+[cors]
+allowed-origins = ["*"]
+allow-credentials = true
+
+[admin]
+token = { file = "$SECRETS/edge-admin" }
+
 [tokens]
 signing-key = "k1"
 
@@ -166,7 +179,7 @@ TOML
 up() {
   mkdir -p "$RUN" "$CONF" "$SECRETS" "$LOGS" "$STACK_DIR/data/s3" "$STACK_DIR/data/redis"
   chmod 700 "$SECRETS"
-  secret s3-access-key; secret s3-secret-key; secret token-k1; secret session-s1
+  secret s3-access-key; secret s3-secret-key; secret token-k1; secret session-s1; secret edge-admin
   [ -x "$ANVIL_BIN" ] || { log "missing $ANVIL_BIN: run scripts/setup.sh (make up does)"; exit 1; }
   for b in streamgate-origin streamgate-transcoder streamgate-proxy; do
     [ -x "$BIN_DIR/$b" ] || { log "missing $BIN_DIR/$b: run 'cargo build --workspace --bins' (make up does)"; exit 1; }
@@ -204,6 +217,7 @@ STREAMGATE_CONFIG_DIR=$CONF
 STREAMGATE_BIN_DIR=$BIN_DIR
 STACK_DIR=$STACK_DIR
 EVM_RPC_URL=http://127.0.0.1:$ANVIL_PORT
+EDGE_ADMIN_TOKEN_FILE=$SECRETS/edge-admin
 ENV
   log "up; environment in $STACK_DIR/env"
 }

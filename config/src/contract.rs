@@ -172,6 +172,15 @@ pub enum Invalidation {
         /// Content id.
         content_id: String,
     },
+    /// An operator purged cached objects at one edge (admin API): every edge drops them from
+    /// its L1 (the purging edge already deleted the L2 keys).
+    Purged {
+        /// Content id.
+        content_id: String,
+        /// One object's path inside the package; absent: every object of the content.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
     /// A session was revoked (logout) until `exp`: drop it from verification caches.
     SessionRevoked {
         /// The token's `jti`.

@@ -42,7 +42,10 @@ pub use origin::{
     OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART,
     UploadsConfig,
 };
-pub use proxy::{ProxyConfig, ProxyFile, ProxyServer, TokensConfig, TokensSection, Upstream};
+pub use proxy::{
+    AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer, TokensConfig,
+    TokensSection, Upstream,
+};
 pub use secret::{Secret, SecretRef};
 pub use transcoder::{
     FfmpegConfig, MetricsConfig, Rung, TranscoderConfig, TranscoderFile, WorkerConfig,

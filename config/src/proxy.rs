@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::{
     ConfigError, EntitlementsConfig, EntitlementsSection, Env, LogConfig, Secret, SessionSection,
-    common::{duration, positive},
+    common::{bytesize, duration, positive},
     keyring::{KeyLen, KeySection, resolve_keys},
 };
 
@@ -26,6 +26,15 @@ pub struct ProxyFile {
     /// `[entitlements]`: policy checks for playback grants.
     #[serde(default)]
     pub entitlements: Option<EntitlementsSection>,
+    /// `[cache]`: the object cache tiers.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// `[cors]`: browser players on other origins.
+    #[serde(default)]
+    pub cors: CorsSection,
+    /// `[admin]`: the authenticated admin API on `server.metrics-listen`.
+    #[serde(default)]
+    pub admin: Option<AdminSection>,
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
@@ -94,6 +103,100 @@ pub struct TokensSection {
     pub keys: Vec<KeySection>,
 }
 
+/// `[cache]`: moka (L1, in process) over Redis (L2, shared by a region's edges) over origin.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CacheSection {
+    /// Cache objects at all (off: every request goes to origin).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// L1 capacity in bytes (bodies and headers).
+    #[serde(default = "default_memory", with = "bytesize")]
+    pub memory: u64,
+    /// Largest object cached (larger ones stream through uncached).
+    #[serde(default = "default_max_object", with = "bytesize")]
+    pub max_object: u64,
+    /// L2 Redis (`redis://…`); absent: no L2.
+    #[serde(default)]
+    pub redis_url: Option<String>,
+    /// Largest object written to L2.
+    #[serde(default = "default_l2_max_object", with = "bytesize")]
+    pub l2_max_object: u64,
+    /// Limit on one L2 read or write; past it the tier is skipped.
+    #[serde(default = "default_l2_timeout", with = "duration")]
+    pub l2_timeout: Duration,
+    /// How long concurrent requests for an object being fetched wait for it before going to
+    /// origin themselves (uncached).
+    #[serde(default = "default_lock_timeout", with = "duration")]
+    pub lock_timeout: Duration,
+    /// A fetch holding the lock longer than this is presumed stuck; waiters compete again.
+    #[serde(default = "default_lock_age", with = "duration")]
+    pub lock_age: Duration,
+    /// Upper bound on serving an expired object while origin fails (`stale-if-error`).
+    #[serde(default = "default_stale_if_error", with = "duration")]
+    pub stale_if_error: Duration,
+    /// Upper bound on serving an expired manifest while it is refreshed in the background
+    /// (`stale-while-revalidate`).
+    #[serde(default = "default_swr", with = "duration")]
+    pub stale_while_revalidate: Duration,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            memory: default_memory(),
+            max_object: default_max_object(),
+            redis_url: None,
+            l2_max_object: default_l2_max_object(),
+            l2_timeout: default_l2_timeout(),
+            lock_timeout: default_lock_timeout(),
+            lock_age: default_lock_age(),
+            stale_if_error: default_stale_if_error(),
+            stale_while_revalidate: default_swr(),
+        }
+    }
+}
+
+/// `[cors]`: which web origins may read responses (players in a page on another origin).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CorsSection {
+    /// Allowed `Origin`s (`https://app.example`), or `["*"]` for any. Empty: no CORS headers.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Send `Access-Control-Allow-Credentials: true` (cookie mode); the origin is then echoed,
+    /// never `*`.
+    #[serde(default)]
+    pub allow_credentials: bool,
+    /// Preflight cache lifetime.
+    #[serde(default = "default_cors_max_age", with = "duration")]
+    pub max_age: Duration,
+    /// Cookie-mode playback cookies work cross-site (`SameSite=None; Secure`, HTTPS only);
+    /// off: `SameSite=Lax` (player page and edge on the same site).
+    #[serde(default)]
+    pub cross_site_cookie: bool,
+}
+
+impl Default for CorsSection {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            allow_credentials: false,
+            max_age: default_cors_max_age(),
+            cross_site_cookie: false,
+        }
+    }
+}
+
+/// `[admin]`: purge and other operator calls on the metrics listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdminSection {
+    /// Bearer token admin calls must present.
+    pub token: crate::SecretRef,
+}
+
 /// The edge's validated configuration.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
@@ -107,6 +210,12 @@ pub struct ProxyConfig {
     pub session: Option<SessionSection>,
     /// `[entitlements]`, RPC URLs resolved.
     pub entitlements: Option<EntitlementsConfig>,
+    /// `[cache]`.
+    pub cache: CacheSection,
+    /// `[cors]`.
+    pub cors: CorsSection,
+    /// `[admin]` token, resolved.
+    pub admin_token: Option<Secret>,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -178,14 +287,92 @@ impl ProxyFile {
             ));
         }
         let entitlements = self.entitlements.map(|e| e.resolve(env)).transpose()?;
+        self.cache.validate()?;
+        self.cors.validate()?;
+        let admin_token = match &self.admin {
+            Some(a) => {
+                let t = a.token.resolve("admin.token", env)?;
+                if t.expose().len() < 16 {
+                    return Err(ConfigError::invalid(
+                        "admin.token",
+                        "(secret)",
+                        "must be at least 16 characters",
+                    ));
+                }
+                Some(t)
+            }
+            None => None,
+        };
         Ok(ProxyConfig {
             server: self.server,
             upstream: self.upstream,
             tokens,
             session: self.session,
             entitlements,
+            cache: self.cache,
+            cors: self.cors,
+            admin_token,
             log: self.log,
         })
+    }
+}
+
+impl CacheSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.memory < 1 << 20 {
+            return Err(ConfigError::invalid(
+                "cache.memory",
+                self.memory,
+                "must be at least 1MiB",
+            ));
+        }
+        if self.max_object == 0 || self.max_object > self.memory {
+            return Err(ConfigError::invalid(
+                "cache.max-object",
+                self.max_object,
+                "must be positive and at most cache.memory",
+            ));
+        }
+        if let Some(u) = &self.redis_url
+            && !(u.starts_with("redis://") || u.starts_with("rediss://"))
+        {
+            return Err(ConfigError::invalid(
+                "cache.redis-url",
+                format!("{u:?}"),
+                "must start with redis:// or rediss://",
+            ));
+        }
+        if self.l2_max_object > 512 << 20 {
+            return Err(ConfigError::invalid(
+                "cache.l2-max-object",
+                self.l2_max_object,
+                "must be at most 512MiB (Redis' value limit)",
+            ));
+        }
+        positive("cache.l2-timeout", self.l2_timeout)?;
+        positive("cache.lock-timeout", self.lock_timeout)?;
+        positive("cache.lock-age", self.lock_age)
+    }
+}
+
+impl CorsSection {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (i, o) in self.allowed_origins.iter().enumerate() {
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.ends_with('/')
+                    && o.split("://")
+                        .nth(1)
+                        .is_some_and(|h| !h.is_empty() && !h.contains('/')));
+            if !ok {
+                return Err(ConfigError::invalid(
+                    &format!("cors.allowed-origins[{i}]"),
+                    format!("{o:?}"),
+                    "must be \"*\" or scheme://host[:port] with no path",
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -232,6 +419,36 @@ impl TokensSection {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
+fn default_memory() -> u64 {
+    256 << 20
+}
+fn default_max_object() -> u64 {
+    64 << 20
+}
+fn default_l2_max_object() -> u64 {
+    8 << 20
+}
+fn default_l2_timeout() -> Duration {
+    Duration::from_millis(150)
+}
+fn default_lock_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_lock_age() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_stale_if_error() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_swr() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_cors_max_age() -> Duration {
+    Duration::from_secs(600)
+}
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }

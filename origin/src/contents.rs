@@ -180,6 +180,7 @@ pub(crate) async fn delete(
     ] {
         crate::s3::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix).await?;
     }
+    purge_edge_l2(&st, &id).await;
     publish(
         &st,
         &Invalidation::ContentDeleted {
@@ -189,4 +190,30 @@ pub(crate) async fn delete(
     .await?;
     tracing::info!(content_id = %id, "content deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the content's objects from the edges' shared L2 (`sg:objs:{id}` lists their keys);
+/// edges drop their L1 copies on the `content_deleted` message. Best effort: an L2 entry that
+/// survives is unreachable anyway once the edges' L1 is purged and origin answers 404, and it
+/// expires with its TTL.
+async fn purge_edge_l2(st: &AppState, id: &str) {
+    let index = format!("sg:objs:{id}");
+    let mut con = st.redis.clone();
+    let keys: Vec<String> = match redis::AsyncCommands::smembers(&mut con, &index).await {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::warn!(content_id = %id, cause = %e, "edge l2 index unreadable");
+            return;
+        }
+    };
+    let mut p = redis::pipe();
+    for k in keys.iter().filter(|k| k.starts_with("sg:obj:")) {
+        p.del(k).ignore();
+    }
+    p.del(&index).ignore();
+    if let Err(e) = p.query_async::<()>(&mut con).await {
+        tracing::warn!(content_id = %id, cause = %e, "edge l2 purge failed");
+    } else {
+        tracing::info!(content_id = %id, objects = keys.len(), "edge l2 objects deleted");
+    }
 }

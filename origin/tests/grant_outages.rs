@@ -38,17 +38,8 @@ async fn grants_survive_redis_and_rpc_outages_within_bounds() {
             .spawn()
             .expect("anvil (run make setup)"),
     );
-    let redis_port = free_port();
-    let mut redis = Proc(
-        Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .args(["--port", &redis_port.to_string()])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server"),
-    );
+    let (mut redis, redis_port) = utils::private_redis();
     wait_tcp(anvil_port);
-    wait_tcp(redis_port);
     let rpc = format!("http://127.0.0.1:{anvil_port}");
     let tokens: Value = serde_json::from_str(&node("deploy-tokens.mjs", &[&rpc])).unwrap();
     let erc721 = tokens["erc721"].as_str().unwrap().to_owned();

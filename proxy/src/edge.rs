@@ -25,6 +25,7 @@ use async_trait::async_trait;
 use http::{Method, StatusCode, header};
 use pingora::{
     Error, ErrorSource, ErrorType, Result,
+    cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, RespCacheable},
     http::{RequestHeader, ResponseHeader},
     proxy::{FailToProxy, ProxyHttp, Session},
     upstreams::peer::HttpPeer,
@@ -34,38 +35,26 @@ use streamgate_config::contract::is_valid_content_id;
 use tracing::{Instrument, Span, debug, error, info_span, warn};
 
 use crate::{
+    cache::{self as edge_cache, EdgeCache, Hit, Tier},
+    cors::{self, Cors, CorsHeaders},
     grant::{self, Grants},
     health::{HEALTHY, Readiness},
     metrics::{EdgeMetrics, REASON_METHOD, REASON_NOT_FOUND},
     reply::{self, ErrorBody},
     token_gate::{self, GatedPath, ObjectKind, PathError},
     tokens::TokenPolicy,
-    upstream::{ObjectRef, Origin},
+    upstream::{self as upstream_mod, ObjectRef, Origin},
 };
 
 /// Path prefix of the playback-grant endpoint.
 const GRANT_PREFIX: &str = "/v1/playback/";
+/// Path prefix of cookie-mode objects (`/c/{content_id}/{path}`).
+const COOKIE_PREFIX: &str = "/c/";
 
 /// Methods the gated route answers.
 const GATED_ALLOW: &str = "GET, HEAD, OPTIONS";
 /// Methods the health routes answer.
 const HEALTH_ALLOW: &str = "GET, HEAD";
-
-/// Which tier served a response, sent as `x-cache` (DESIGN.md, Interfaces). Only `MISS`
-/// exists until the cache tiers land.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum CacheStatus {
-    /// Fetched from upstream.
-    Miss,
-}
-
-impl CacheStatus {
-    fn as_str(self) -> &'static str {
-        match self {
-            CacheStatus::Miss => "MISS",
-        }
-    }
-}
 
 /// What `request_filter` decided, computed from a shared borrow of the request.
 enum Decision {
@@ -78,7 +67,8 @@ enum Decision {
     Forbidden(TokenError),
     /// Token accepted: the object, its kind and the token's subject hash.
     Proxy(ObjectRef, ObjectKind, [u8; 8]),
-    Grant(String, Option<&'static str>),
+    /// The grant endpoint: content id, `?redirect=`, `?mode=cookie`.
+    Grant(String, Option<&'static str>, bool),
 }
 
 /// Per-request state, shared by every hook of one request.
@@ -92,8 +82,12 @@ pub(crate) struct EdgeCtx {
     kind: ObjectKind,
     /// The object of a gated request that passed the gate; `None` for every other request.
     object: Option<ObjectRef>,
-    /// Which tier served the object.
-    cache: CacheStatus,
+    /// The cache tier of a hit (from the hit handler).
+    tier: Option<Tier>,
+    /// The `x-cache` value sent.
+    x_cache: Option<&'static str>,
+    /// CORS headers for this request's answers (empty when CORS does not apply).
+    cors: CorsHeaders,
 }
 
 /// The edge proxy logic.
@@ -105,6 +99,10 @@ pub(crate) struct Edge {
     /// The playback-grant service (`[session]` + `[entitlements]`); `None`: tokens are minted
     /// by operators only and `/v1/playback/…` answers 404.
     grants: Option<Arc<Grants>>,
+    /// The object cache; `None` with `cache.enabled = false`.
+    cache: Option<Arc<EdgeCache>>,
+    /// CORS policy.
+    cors: Cors,
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
 }
@@ -116,13 +114,17 @@ impl Edge {
         metrics: Arc<EdgeMetrics>,
         readiness: Readiness,
         grants: Option<Arc<Grants>>,
+        cache: Option<Arc<EdgeCache>>,
+        cors: Cors,
     ) -> Self {
         Self {
+            cors,
             tokens,
             origin,
             metrics,
             readiness,
             grants,
+            cache,
             next_request_id: AtomicU64::new(1),
         }
     }
@@ -152,7 +154,26 @@ impl Edge {
                     Some("dash") => Some("dash"),
                     _ => None,
                 };
-                Decision::Grant(id.to_owned(), redirect)
+                let cookie_mode = req
+                    .uri
+                    .query()
+                    .is_some_and(|q| q.split('&').any(|kv| kv == "mode=cookie"));
+                Decision::Grant(id.to_owned(), redirect, cookie_mode)
+            }
+            p if p.starts_with(COOKIE_PREFIX) => {
+                // `/c/{id}/{path}`: the token rides in the `sgp_{id}` cookie, set by a grant
+                // with `?mode=cookie`; the path is checked exactly like `/p/{token}/…`.
+                let rest = &p[COOKIE_PREFIX.len()..];
+                let id = rest.split('/').next().unwrap_or("");
+                let token = grant::play_cookie_value(req, id).unwrap_or("");
+                let synthetic = format!("/p/{token}/{rest}");
+                match GatedPath::parse(&synthetic) {
+                    None => Decision::NotFound,
+                    Some(_) if req.method == Method::OPTIONS => Decision::Preflight,
+                    Some(_) if !read_only => Decision::MethodNotAllowed(GATED_ALLOW),
+                    Some(Err(e)) => Decision::BadPath(e),
+                    Some(Ok(g)) => self.gate(session, &g),
+                }
             }
             _ => match GatedPath::parse(path) {
                 None => Decision::NotFound,
@@ -207,6 +228,8 @@ impl Edge {
         session: &mut Session,
         content_id: &str,
         redirect: Option<&'static str>,
+        cookie_mode: bool,
+        cors: &[(http::HeaderName, &str)],
     ) -> Result<()> {
         let Some(grants) = self.grants.clone() else {
             return Ok(());
@@ -227,7 +250,18 @@ impl Edge {
         {
             Ok(g) => {
                 self.metrics.grant(grant::tier_label(g.tier));
-                let body = grant::GrantBody::new(content_id, &g.minted);
+                let body = if cookie_mode {
+                    grant::GrantBody::cookie(content_id, &g.minted)
+                } else {
+                    grant::GrantBody::new(content_id, &g.minted)
+                };
+                let cookie = cookie_mode.then(|| {
+                    grant::play_cookie(content_id, &g.minted, self.cors.cross_site_cookie())
+                });
+                let mut extra: Vec<(http::HeaderName, &str)> = cors.to_vec();
+                if let Some(c) = &cookie {
+                    extra.push((header::SET_COOKIE, c.as_str()));
+                }
                 match redirect {
                     Some(kind) => {
                         let location = if kind == "hls" {
@@ -235,12 +269,12 @@ impl Edge {
                         } else {
                             body.dash.clone()
                         };
-                        let mut resp = reply::empty_header(StatusCode::FOUND, &[])?;
+                        let mut resp = reply::empty_header(StatusCode::FOUND, &extra)?;
                         resp.insert_header(header::LOCATION, location)?;
                         resp.insert_header(header::CONTENT_LENGTH, "0")?;
                         session.write_response_header(Box::new(resp), true).await
                     }
-                    None => reply::send_json(session, StatusCode::OK, &body, &[]).await,
+                    None => reply::send_json(session, StatusCode::OK, &body, &extra).await,
                 }
             }
             Err(e) => {
@@ -251,7 +285,7 @@ impl Edge {
                 let body = ErrorBody::new(code, &message);
                 let status =
                     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                reply::send_json(session, status, &body, &[]).await
+                reply::send_json(session, status, &body, cors).await
             }
         }
     }
@@ -267,7 +301,9 @@ impl ProxyHttp for Edge {
             span: Span::none(),
             kind: ObjectKind::Other,
             object: None,
-            cache: CacheStatus::Miss,
+            tier: None,
+            x_cache: None,
+            cors: Vec::new(),
         }
     }
 
@@ -279,7 +315,9 @@ impl ProxyHttp for Edge {
         let route = match req.uri.path() {
             "/healthz" => "healthz",
             "/readyz" => "readyz",
-            p if p.starts_with(token_gate::GATED_PREFIX) => "object",
+            p if p.starts_with(token_gate::GATED_PREFIX) || p.starts_with(COOKIE_PREFIX) => {
+                "object"
+            }
             p if p.starts_with(GRANT_PREFIX) => "grant",
             _ => "other",
         };
@@ -289,45 +327,49 @@ impl ProxyHttp for Edge {
             method = %req.method,
             route,
         );
+        ctx.cors = self.cors.headers(session.req_header());
+        let cors_owned = ctx.cors.clone();
+        let cors = cors::as_pairs(&cors_owned);
         let decision = ctx.span.in_scope(|| self.decide(session));
         match decision {
-            Decision::Healthz => reply::send_json(session, StatusCode::OK, &HEALTHY, &[]).await?,
+            Decision::Healthz => reply::send_json(session, StatusCode::OK, &HEALTHY, &cors).await?,
             Decision::Readyz => {
                 let (status, body) = match self.readiness.check(session.is_process_shutting_down())
                 {
                     Ok(body) => (StatusCode::OK, body),
                     Err(body) => (StatusCode::SERVICE_UNAVAILABLE, body),
                 };
-                reply::send_json(session, status, &body, &[]).await?;
+                reply::send_json(session, status, &body, &cors).await?;
             }
             Decision::Preflight => {
-                // CORS preflight handling arrives with the CORS issue; until then say what
-                // the route allows.
-                let resp =
-                    reply::empty_header(StatusCode::NO_CONTENT, &[(header::ALLOW, GATED_ALLOW)])?;
+                let pre = self.cors.preflight(session.req_header());
+                let mut extra = cors::as_pairs(&pre);
+                extra.push((header::ALLOW, GATED_ALLOW));
+                let resp = reply::empty_header(StatusCode::NO_CONTENT, &extra)?;
                 session.write_response_header(Box::new(resp), true).await?;
             }
             Decision::NotFound => {
                 self.metrics.bad_request(REASON_NOT_FOUND);
                 let body = ErrorBody::new("not_found", "no such route");
-                reply::send_json(session, StatusCode::NOT_FOUND, &body, &[]).await?;
+                reply::send_json(session, StatusCode::NOT_FOUND, &body, &cors).await?;
             }
             Decision::MethodNotAllowed(allow) => {
                 self.metrics.bad_request(REASON_METHOD);
                 let body = ErrorBody::new("method_not_allowed", "method not allowed on this route");
-                let extra = [(header::ALLOW, allow)];
+                let mut extra = cors.clone();
+                extra.push((header::ALLOW, allow));
                 reply::send_json(session, StatusCode::METHOD_NOT_ALLOWED, &body, &extra).await?;
             }
             Decision::BadPath(e) => {
                 self.metrics.bad_request(e.code());
                 let body = ErrorBody::new("bad_request", e.message()).with_reason(e.code());
-                reply::send_json(session, StatusCode::BAD_REQUEST, &body, &[]).await?;
+                reply::send_json(session, StatusCode::BAD_REQUEST, &body, &cors).await?;
             }
             Decision::Forbidden(e) => {
                 self.metrics.token_failure(e);
                 let message = e.to_string();
                 let body = ErrorBody::new("forbidden", &message).with_reason(e.code());
-                reply::send_json(session, StatusCode::FORBIDDEN, &body, &[]).await?;
+                reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
             }
             Decision::Proxy(object, kind, subject_hash) => {
                 // Playlists re-check the viewer's entitlement (cached): a viewer who sold the
@@ -348,7 +390,7 @@ impl ProxyHttp for Edge {
                         let body = ErrorBody::new(code, &message);
                         let status = StatusCode::from_u16(status)
                             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                        reply::send_json(session, status, &body, &[]).await?;
+                        reply::send_json(session, status, &body, &cors).await?;
                         return Ok(true);
                     }
                 }
@@ -356,9 +398,11 @@ impl ProxyHttp for Edge {
                 ctx.object = Some(object);
                 return Ok(false);
             }
-            Decision::Grant(id, redirect) => {
+            Decision::Grant(id, redirect, cookie_mode) => {
                 let span = ctx.span.clone();
-                self.grant(session, &id, redirect).instrument(span).await?;
+                self.grant(session, &id, redirect, cookie_mode, &cors)
+                    .instrument(span)
+                    .await?;
             }
         }
         Ok(true)
@@ -378,6 +422,66 @@ impl ProxyHttp for Edge {
         Ok(self.origin.peer())
     }
 
+    /// Gated objects go through the cache (GET and HEAD; HEAD is fetched upstream as GET).
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<()> {
+        if ctx.object.is_some()
+            && let Some(cache) = &self.cache
+        {
+            cache.enable(session);
+        }
+        Ok(())
+    }
+
+    /// Content id + path: never the token, so every viewer shares one copy.
+    fn cache_key_callback(&self, _session: &Session, ctx: &mut EdgeCtx) -> Result<CacheKey> {
+        match &ctx.object {
+            Some(o) => Ok(upstream_mod::cache_key(o.content_id(), o.path())),
+            None => Error::e_explain(ErrorType::InternalError, "no object for cache key"),
+        }
+    }
+
+    /// Notes which tier a hit came from, for `x-cache`.
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        _meta: &CacheMeta,
+        hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Option<ForcedFreshness>> {
+        ctx.tier = hit_handler.as_any().downcast_ref::<Hit>().map(Hit::tier);
+        Ok(None)
+    }
+
+    /// RFC 9111 freshness from origin's headers, stale windows bounded by `[cache]`.
+    fn response_cache_filter(
+        &self,
+        _session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<RespCacheable> {
+        match &self.cache {
+            Some(cache) => Ok(cache.cacheable(resp, ctx.kind)),
+            None => Ok(RespCacheable::Uncacheable(
+                pingora::cache::NoCacheReason::Custom("cache disabled"),
+            )),
+        }
+    }
+
+    /// Stale-if-error for any object when upstream fails; stale-while-revalidate only for
+    /// manifests (segments are immutable).
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut EdgeCtx,
+        error: Option<&Error>,
+    ) -> bool {
+        match error {
+            None => ctx.kind == ObjectKind::Manifest,
+            Some(e) => *e.esource() == ErrorSource::Upstream,
+        }
+    }
+
     /// Rewrites the request for origin: `/v/{id}/{path}`, origin's `Host`, no token, no
     /// credentials, no query.
     async fn upstream_request_filter(
@@ -387,21 +491,29 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         match &ctx.object {
-            Some(object) => self.origin.rewrite(upstream_request, object),
+            Some(object) => {
+                self.metrics.origin_fetch();
+                self.origin.rewrite(upstream_request, object)
+            }
             None => Error::e_explain(ErrorType::InternalError, "no object for upstream request"),
         }
     }
 
-    /// Marks object responses with the tier that served them. Origin's `Cache-Control`,
-    /// `ETag` and `Content-Range` are passed through as they are.
+    /// Marks object responses with the tier that served them (`x-cache`). Origin's
+    /// `Cache-Control`, `ETag` and `Content-Range` are passed through as they are.
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         if ctx.object.is_some() {
-            resp.insert_header("x-cache", ctx.cache.as_str())?;
+            let label = edge_cache::label(session.cache.phase(), ctx.tier);
+            ctx.x_cache = Some(label);
+            resp.insert_header("x-cache", label)?;
+            for (name, value) in &ctx.cors {
+                resp.insert_header(name.clone(), value.as_str())?;
+            }
         }
         Ok(())
     }
@@ -439,7 +551,7 @@ impl ProxyHttp for Edge {
             };
             let body = reply::to_json(&ErrorBody::new(error, message));
             let head = session.req_header().method == Method::HEAD;
-            let written = match reply::json_header(status, body.len(), &[]) {
+            let written = match reply::json_header(status, body.len(), &cors::as_pairs(&ctx.cors)) {
                 Ok(resp) => {
                     let body = if head { bytes::Bytes::new() } else { body };
                     session
@@ -475,10 +587,21 @@ impl ProxyHttp for Edge {
             elapsed.as_secs_f64(),
             session.body_bytes_sent(),
         );
+        if let Some(label) = ctx.x_cache {
+            self.metrics.cache_outcome(label);
+            if session.cache.lock_duration().is_some() {
+                self.metrics.cache_coalesced();
+            }
+        }
+        if let Some(cache) = &self.cache {
+            let (bytes, objects) = cache.storage().l1_size();
+            self.metrics.cache_size(bytes, objects);
+        }
         let status = status.map_or(0, |s| s.as_u16());
         let ms = elapsed.as_secs_f64() * 1000.0;
         let content_id = ctx.object.as_ref().map(ObjectRef::content_id);
         let path = ctx.object.as_ref().map(ObjectRef::path);
+        let x_cache = ctx.x_cache;
         match e {
             Some(e) if *e.esource() == ErrorSource::Upstream => {
                 self.metrics.upstream_error();
@@ -490,7 +613,9 @@ impl ProxyHttp for Edge {
             Some(e) => {
                 error!(parent: &ctx.span, status, ms, content_id, path, error = %e, "request failed");
             }
-            None => debug!(parent: &ctx.span, status, ms, content_id, path, "request done"),
+            None => {
+                debug!(parent: &ctx.span, status, ms, content_id, path, x_cache, "request done")
+            }
         }
     }
 }

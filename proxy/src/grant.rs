@@ -251,11 +251,6 @@ impl Grants {
         })
     }
 
-    /// The shared Redis URL (`entitlements.redis-url`), where `sg:invalidate` is published.
-    pub(crate) fn redis(&self) -> Option<&redis::Client> {
-        self.redis.as_ref()
-    }
-
     /// Forgets a content's cached policy (its policy changed, or it was deleted). Verdicts
     /// need no purge: they are keyed by the policy's hash, so a new policy is checked afresh.
     pub(crate) async fn forget_content(&self, content_id: &str) {
@@ -512,6 +507,58 @@ impl GrantBody {
     }
 }
 
+impl GrantBody {
+    /// The body of a cookie-mode grant: token-free URLs under `/c/{id}/`.
+    pub(crate) fn cookie(content_id: &str, m: &Minted) -> Self {
+        let mut b = Self::new(content_id, m);
+        b.hls = format!("/c/{content_id}/master.m3u8");
+        b.dash = format!("/c/{content_id}/manifest.mpd");
+        b
+    }
+}
+
+/// Name of the cookie carrying the playback token of `content_id` in cookie mode.
+fn play_cookie_name(content_id: &str) -> String {
+    format!("sgp_{content_id}")
+}
+
+/// `Set-Cookie` value for a cookie-mode grant: scoped to `/c/{id}/`, `HttpOnly`, living as long
+/// as the token.
+pub(crate) fn play_cookie(content_id: &str, m: &Minted, cross_site: bool) -> String {
+    let now = crate::edge::unix_now().max(0) as u64;
+    let max_age = m.expires_at.saturating_sub(now);
+    let same_site = if cross_site {
+        "SameSite=None; Secure"
+    } else {
+        "SameSite=Lax"
+    };
+    format!(
+        "{}={}; Path=/c/{content_id}/; Max-Age={max_age}; HttpOnly; {same_site}",
+        play_cookie_name(content_id),
+        m.token
+    )
+}
+
+/// The playback token of `content_id` from the request's cookie, if any.
+pub(crate) fn play_cookie_value<'a>(
+    req: &'a pingora::http::RequestHeader,
+    content_id: &str,
+) -> Option<&'a str> {
+    cookie_value(req, &play_cookie_name(content_id))
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie_value<'a>(req: &'a pingora::http::RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim())
+}
+
 /// The `outcome` label of a granted request.
 pub(crate) fn tier_label(t: Tier) -> &'static str {
     match t {
@@ -537,12 +584,5 @@ pub(crate) fn session_token<'a>(
             .or_else(|| v.strip_prefix("bearer "))
             .map(str::trim);
     }
-    req.headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == cookie)
-        .map(|(_, v)| v.trim())
+    cookie_value(req, cookie)
 }

@@ -6,10 +6,13 @@
 //!  loop (pingora background service, until shutdown)
 //!   ├─ connect, SUBSCRIBE sg:invalidate
 //!   ├─ resync: pub/sub drops messages while nobody listens, so after every (re)subscription
-//!   │    every cached policy is forgotten and sg:revoked:* is scanned into the revoked set
-//!   ├─ messages: policy_changed / content_deleted ─► forget the content's policy
-//!   │            session_revoked {jti, exp}        ─► refuse that session until exp
-//!   │            repackaged                        ─► (objects: the cache tiers)
+//!   │    every cached policy is forgotten and sg:revoked:* is scanned into the revoked set;
+//!   │    after a RE-subscription L1 is emptied too (a purge may have been missed)
+//!   ├─ messages: policy_changed                    ─► forget the content's policy
+//!   │            content_deleted / repackaged       ─► forget its policy, drop its objects
+//!   │                                                 from L1 (origin deletes the L2 keys)
+//!   │            purged {content_id, path?}         ─► drop the objects from L1
+//!   │            session_revoked {jti, exp}         ─► refuse that session until exp
 //!   ├─ a PING every 15 s: a silent dead connection is noticed
 //!   └─ connection lost ─► back off 100 ms … 5 s, reconnect
 //! ```
@@ -22,7 +25,7 @@ use pingora::{server::ShutdownWatch, services::background::BackgroundService};
 use streamgate_config::contract::{INVALIDATE_CHANNEL, Invalidation};
 use tracing::{debug, info, warn};
 
-use crate::{grant::Grants, metrics::EdgeMetrics};
+use crate::{cache::EdgeCache, grant::Grants, metrics::EdgeMetrics, upstream::cache_key};
 
 /// How often the subscription is probed.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -32,20 +35,41 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// The `sg:invalidate` subscriber.
 pub(crate) struct Invalidator {
     client: redis::Client,
-    grants: Arc<Grants>,
+    grants: Option<Arc<Grants>>,
+    cache: Option<Arc<EdgeCache>>,
     metrics: Arc<EdgeMetrics>,
+    /// Set after the first subscription: later ones follow a gap.
+    subscribed_before: std::sync::atomic::AtomicBool,
 }
 
 impl Invalidator {
     pub(crate) fn new(
         client: redis::Client,
-        grants: Arc<Grants>,
+        grants: Option<Arc<Grants>>,
+        cache: Option<Arc<EdgeCache>>,
         metrics: Arc<EdgeMetrics>,
     ) -> Self {
         Self {
             client,
             grants,
+            cache,
             metrics,
+            subscribed_before: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    async fn drop_objects(&self, content_id: &str, path: Option<&str>) {
+        if let Some(cache) = &self.cache {
+            let storage = cache.storage();
+            match path {
+                Some(p) => {
+                    storage.purge_key(&cache_key(content_id, p), false).await;
+                }
+                None => {
+                    storage.purge_content(content_id, false).await;
+                }
+            }
+            self.metrics.cache_purge("invalidate");
         }
     }
 
@@ -85,7 +109,17 @@ impl Invalidator {
 
     /// Catches up after a gap: messages published while unsubscribed are lost.
     async fn resync(&self) -> redis::RedisResult<()> {
-        self.grants.forget_all_contents();
+        let again = self
+            .subscribed_before
+            .swap(true, std::sync::atomic::Ordering::Relaxed);
+        if again && let Some(cache) = &self.cache {
+            cache.storage().purge_all_l1();
+        }
+        let Some(grants) = &self.grants else {
+            self.metrics.invalidation("resync");
+            return Ok(());
+        };
+        grants.forget_all_contents();
         let mut con = self.client.get_multiplexed_async_connection().await?;
         let mut iter: redis::AsyncIter<'_, String> = redis::cmd("SCAN")
             .cursor_arg(0)
@@ -107,7 +141,7 @@ impl Invalidator {
             if let Some(jti) = key.strip_prefix("sg:revoked:")
                 && ttl > 0
             {
-                self.grants.revoke_session(jti, now + ttl);
+                grants.revoke_session(jti, now + ttl);
             }
         }
         self.metrics.invalidation("resync");
@@ -127,18 +161,33 @@ impl Invalidator {
                 return;
             }
         };
+        let grants = self.grants.as_deref();
         let kind = match &msg {
             Invalidation::ContentDeleted { content_id } => {
-                self.grants.forget_content(content_id).await;
+                if let Some(g) = grants {
+                    g.forget_content(content_id).await;
+                }
+                self.drop_objects(content_id, None).await;
                 "content_deleted"
             }
             Invalidation::PolicyChanged { content_id } => {
-                self.grants.forget_content(content_id).await;
+                if let Some(g) = grants {
+                    g.forget_content(content_id).await;
+                }
                 "policy_changed"
             }
-            Invalidation::Repackaged { .. } => "repackaged",
+            Invalidation::Repackaged { content_id } => {
+                self.drop_objects(content_id, None).await;
+                "repackaged"
+            }
+            Invalidation::Purged { content_id, path } => {
+                self.drop_objects(content_id, path.as_deref()).await;
+                "purged"
+            }
             Invalidation::SessionRevoked { jti, exp } => {
-                self.grants.revoke_session(jti, *exp);
+                if let Some(g) = grants {
+                    g.revoke_session(jti, *exp);
+                }
                 "session_revoked"
             }
         };

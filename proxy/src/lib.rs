@@ -16,6 +16,9 @@
 //!
 //! # Layout
 //! - `server`: [`build_server`] and [`run`], turning a [`ProxyConfig`] into a pingora `Server`.
+//! - `admin`: the admin API (purge) on the metrics listener.
+//! - `cache`: the object cache (moka L1 over Redis L2), its freshness rules and `x-cache`.
+//! - `cors`: CORS headers and preflights for browser players.
 //! - `edge`: the `ProxyHttp` implementation and its per-request context (the request path is
 //!   drawn there).
 //! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
@@ -31,10 +34,14 @@
 //!
 //! [`ProxyConfig`]: streamgate_config::ProxyConfig
 
+mod admin;
+mod cache;
+mod cors;
 mod edge;
 mod grant;
 mod health;
 mod invalidate;
+mod manifest;
 mod metrics;
 mod reply;
 mod server;
@@ -42,6 +49,7 @@ mod token_gate;
 mod tokens;
 mod upstream;
 
+pub use manifest::{ManifestKind, ManifestRewriter, rewrite_all};
 pub use server::{StartError, build_server, run};
 pub use tokens::{KeyError, MintError, Minted, TokenPolicy};
 pub use upstream::UpstreamError;

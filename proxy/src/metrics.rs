@@ -11,7 +11,8 @@ use async_trait::async_trait;
 use http::{Response, StatusCode, header};
 use pingora::{apps::http_app::ServeHttp, protocols::http::ServerSession};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 use streamgate_auth::TokenError;
 
@@ -41,6 +42,92 @@ pub(crate) struct EdgeMetrics {
     grants: IntCounterVec,
     entitlement_checks: IntCounter,
     invalidations: IntCounterVec,
+    cache: CacheMetrics,
+}
+
+/// The object cache's families.
+#[derive(Debug, Clone)]
+struct CacheMetrics {
+    /// Object responses by `x-cache` value.
+    outcomes: IntCounterVec,
+    origin_fetches: IntCounter,
+    coalesced: IntCounter,
+    evictions: IntCounter,
+    l2_errors: IntCounter,
+    too_big: IntCounter,
+    l1_bytes: IntGauge,
+    l1_objects: IntGauge,
+    purges: IntCounterVec,
+}
+
+impl CacheMetrics {
+    fn new(registry: &Registry) -> prometheus::Result<Self> {
+        let outcomes = IntCounterVec::new(
+            Opts::new(
+                "streamgate_edge_cache_requests_total",
+                "Object responses by the tier that served them (x-cache: HIT-L1, HIT-L2, MISS, STALE, BYPASS).",
+            ),
+            &["tier"],
+        )?;
+        for t in ["HIT-L1", "HIT-L2", "MISS", "STALE", "BYPASS"] {
+            outcomes.with_label_values(&[t]);
+        }
+        let origin_fetches = IntCounter::new(
+            "streamgate_edge_origin_fetches_total",
+            "Requests sent upstream (origin or a parent edge).",
+        )?;
+        let coalesced = IntCounter::new(
+            "streamgate_edge_cache_coalesced_total",
+            "Requests that waited on another request's fetch of the same object (cache lock).",
+        )?;
+        let evictions = IntCounter::new(
+            "streamgate_edge_cache_evictions_total",
+            "Objects evicted from L1 for space.",
+        )?;
+        let l2_errors = IntCounter::new(
+            "streamgate_edge_cache_l2_errors_total",
+            "L2 (Redis) operations that failed or timed out (the tier was skipped).",
+        )?;
+        let too_big = IntCounter::new(
+            "streamgate_edge_cache_too_big_total",
+            "Fetches not cached because the object exceeds cache.max-object.",
+        )?;
+        let l1_bytes = IntGauge::new(
+            "streamgate_edge_cache_l1_bytes",
+            "Bytes held by L1 (weighted size).",
+        )?;
+        let l1_objects = IntGauge::new("streamgate_edge_cache_l1_objects", "Objects in L1.")?;
+        let purges = IntCounterVec::new(
+            Opts::new(
+                "streamgate_edge_cache_purges_total",
+                "Purges applied, by source (admin, invalidate).",
+            ),
+            &["source"],
+        )?;
+        for s in ["admin", "invalidate"] {
+            purges.with_label_values(&[s]);
+        }
+        registry.register(Box::new(outcomes.clone()))?;
+        registry.register(Box::new(origin_fetches.clone()))?;
+        registry.register(Box::new(coalesced.clone()))?;
+        registry.register(Box::new(evictions.clone()))?;
+        registry.register(Box::new(l2_errors.clone()))?;
+        registry.register(Box::new(too_big.clone()))?;
+        registry.register(Box::new(l1_bytes.clone()))?;
+        registry.register(Box::new(l1_objects.clone()))?;
+        registry.register(Box::new(purges.clone()))?;
+        Ok(Self {
+            outcomes,
+            origin_fetches,
+            coalesced,
+            evictions,
+            l2_errors,
+            too_big,
+            l1_bytes,
+            l1_objects,
+            purges,
+        })
+    }
 }
 
 impl EdgeMetrics {
@@ -112,6 +199,7 @@ impl EdgeMetrics {
             "policy_changed",
             "repackaged",
             "session_revoked",
+            "purged",
             "resync",
             "malformed",
         ] {
@@ -132,7 +220,6 @@ impl EdgeMetrics {
         bad_requests.with_label_values(&[REASON_NOT_FOUND]);
         bad_requests.with_label_values(&[REASON_METHOD]);
         Ok(Self {
-            registry,
             requests,
             duration,
             token_failures,
@@ -142,6 +229,8 @@ impl EdgeMetrics {
             grants,
             entitlement_checks,
             invalidations,
+            cache: CacheMetrics::new(&registry)?,
+            registry,
         })
     }
 
@@ -186,6 +275,51 @@ impl EdgeMetrics {
         self.invalidations.with_label_values(&[kind]).inc();
     }
 
+    /// Counts an object response by its `x-cache` value.
+    pub(crate) fn cache_outcome(&self, tier: &str) {
+        self.cache.outcomes.with_label_values(&[tier]).inc();
+    }
+
+    /// Counts a request sent upstream.
+    pub(crate) fn origin_fetch(&self) {
+        self.cache.origin_fetches.inc();
+    }
+
+    /// Counts a request that waited on the cache lock.
+    pub(crate) fn cache_coalesced(&self) {
+        self.cache.coalesced.inc();
+    }
+
+    /// Counts an L1 eviction.
+    pub(crate) fn cache_eviction(&self) {
+        self.cache.evictions.inc();
+    }
+
+    /// Counts a failed L2 operation.
+    pub(crate) fn cache_l2_error(&self) {
+        self.cache.l2_errors.inc();
+    }
+
+    /// Counts an object too big to cache.
+    pub(crate) fn cache_too_big(&self) {
+        self.cache.too_big.inc();
+    }
+
+    /// Records L1's size.
+    pub(crate) fn cache_size(&self, bytes: u64, objects: u64) {
+        self.cache
+            .l1_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.cache
+            .l1_objects
+            .set(i64::try_from(objects).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a purge.
+    pub(crate) fn cache_purge(&self, source: &str) {
+        self.cache.purges.with_label_values(&[source]).inc();
+    }
+
     /// Counts an upstream failure.
     pub(crate) fn upstream_error(&self) {
         self.upstream_errors.inc();
@@ -204,21 +338,35 @@ impl EdgeMetrics {
     }
 }
 
-/// The `/metrics` HTTP app, run as its own pingora listening service.
+/// The `/metrics` HTTP app (and the admin API, when configured), run as its own pingora
+/// listening service.
 pub(crate) struct MetricsApp {
     metrics: Arc<EdgeMetrics>,
+    admin: Option<crate::admin::Admin>,
 }
 
 impl MetricsApp {
-    pub(crate) fn new(metrics: Arc<EdgeMetrics>) -> Self {
-        Self { metrics }
+    pub(crate) fn new(metrics: Arc<EdgeMetrics>, admin: Option<crate::admin::Admin>) -> Self {
+        Self { metrics, admin }
     }
 }
 
 #[async_trait]
 impl ServeHttp for MetricsApp {
-    /// Answers `GET /metrics` with the text exposition and anything else with 404.
+    /// Answers `GET /metrics` with the text exposition, `/admin/…` with the admin API, and
+    /// anything else with 404.
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        if session.req_header().uri.path().starts_with("/admin/")
+            && let Some(admin) = &self.admin
+        {
+            let (status, body) = admin.handle(session).await;
+            return Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_LENGTH, body.len())
+                .body(body)
+                .unwrap_or_else(|_| Response::new(Vec::new()));
+        }
         let (status, ctype, body) = if session.req_header().uri.path() == "/metrics" {
             (
                 StatusCode::OK,

@@ -43,7 +43,7 @@ pub(crate) fn to_json(body: &impl Serialize) -> Bytes {
 pub(crate) fn json_header(
     status: StatusCode,
     len: usize,
-    extra: &[(HeaderName, &'static str)],
+    extra: &[(HeaderName, &str)],
 ) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(4 + extra.len()))?;
     resp.insert_header(header::CONTENT_TYPE, "application/json")?;
@@ -59,7 +59,7 @@ pub(crate) fn json_header(
 /// requires for 204).
 pub(crate) fn empty_header(
     status: StatusCode,
-    extra: &[(HeaderName, &'static str)],
+    extra: &[(HeaderName, &str)],
 ) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(2 + extra.len()))?;
     resp.insert_header(header::CACHE_CONTROL, "no-store")?;
@@ -77,7 +77,7 @@ pub(crate) async fn send_json(
     session: &mut Session,
     status: StatusCode,
     body: &impl Serialize,
-    extra: &[(HeaderName, &'static str)],
+    extra: &[(HeaderName, &str)],
 ) -> Result<()> {
     let body = to_json(body);
     let resp = json_header(status, body.len(), extra)?;

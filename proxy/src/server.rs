@@ -16,6 +16,9 @@ use streamgate_config::ProxyConfig;
 use tracing::info;
 
 use crate::{
+    admin::Admin,
+    cache::EdgeCache,
+    cors::Cors,
     edge::Edge,
     grant::Grants,
     health::Readiness,
@@ -50,6 +53,9 @@ pub enum StartError {
     /// `[session]`/`[entitlements]` cannot make the grant service.
     #[error("playback grants: {0}")]
     Grants(String),
+    /// `[cache]` cannot make the cache tiers.
+    #[error("cache: {0}")]
+    Cache(String),
 }
 
 /// Pingora's settings for our config: worker threads, drain time, no daemon.
@@ -107,21 +113,54 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         }
         _ => None,
     };
-    if let Some(g) = &grants
-        && let Some(client) = g.redis()
-    {
-        let task = Invalidator::new(client.clone(), g.clone(), metrics.clone());
+    let cache = if config.cache.enabled {
+        let c = EdgeCache::new(&config.cache, metrics.clone()).map_err(StartError::Cache)?;
+        info!(
+            memory = config.cache.memory,
+            l2 = config.cache.redis_url.is_some(),
+            "object cache enabled"
+        );
+        Some(Arc::new(c))
+    } else {
+        None
+    };
+    // One Redis carries sg:invalidate for the region: the cache's L2, else the entitlements'.
+    let bus = config
+        .cache
+        .redis_url
+        .as_deref()
+        .filter(|_| cache.is_some())
+        .or(config
+            .entitlements
+            .as_ref()
+            .and_then(|e| e.redis_url.as_deref()))
+        .map(redis::Client::open)
+        .transpose()
+        .map_err(|e| StartError::Cache(format!("redis url: {e}")))?;
+    if let Some(client) = &bus {
+        let task = Invalidator::new(
+            client.clone(),
+            grants.clone(),
+            cache.clone(),
+            metrics.clone(),
+        );
         server.add_service(pingora::services::background::background_service(
             "sg:invalidate",
             task,
         ));
     }
+    let admin = config
+        .admin_token
+        .as_ref()
+        .map(|t| Admin::new(t, cache.clone(), bus.clone(), metrics.clone()));
     let edge = Edge::new(
         tokens,
         origin,
         metrics.clone(),
         Readiness::default(),
         grants,
+        cache,
+        Cors::from_conf(&config.cors),
     );
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -131,7 +170,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
     proxy.add_tcp(&config.server.listen.to_string());
     server.add_service(proxy);
 
-    let mut metrics_service = Service::new("metrics".to_owned(), MetricsApp::new(metrics));
+    let mut metrics_service = Service::new("metrics".to_owned(), MetricsApp::new(metrics, admin));
     metrics_service.add_tcp(&config.server.metrics_listen.to_string());
     metrics_service.threads = Some(1);
     server.add_service(metrics_service);

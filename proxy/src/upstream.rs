@@ -76,13 +76,6 @@ impl ObjectRef {
 /// The primary key is versioned (`sg1:`) so a future change of layout cannot collide with old
 /// entries; the user tag is the content id, so per-content accounting and invalidation can find
 /// every object of a content.
-#[cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "the segment cache (next issue) keys objects with it"
-    )
-)]
 pub(crate) fn cache_key(content_id: &str, path: &str) -> CacheKey {
     CacheKey::new(format!("sg1:{content_id}/{path}"), content_id)
 }

@@ -535,11 +535,22 @@ pub struct PrivateEdge {
     pub metrics: String,
     pub proc: Proc,
     pub log: PathBuf,
+    pub conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl PrivateEdge {
+    /// A private edge whose upstream is the stack's origin.
     pub async fn start(st: &Stack, entitlements: &str) -> PrivateEdge {
+        let origin = st.origin.trim_start_matches("http://").to_owned();
+        Self::start_with_origin(st, &origin, entitlements).await
+    }
+
+    /// A private edge fetching objects from `origin` (`host:port`); sessions and policies
+    /// still come from the stack's origin. `extra` is appended TOML (`[entitlements]` is
+    /// required, `[cache]` etc. optional).
+    pub async fn start_with_origin(st: &Stack, origin: &str, extra: &str) -> PrivateEdge {
+        let entitlements = extra;
         let dir = tempfile::tempdir().unwrap();
         let (edge_port, metrics_port) = (free_port(), free_port());
         let key = dir.path().join("token-key");
@@ -564,7 +575,6 @@ jwks-url = "{o}/.well-known/jwks.json"
 issuer = "{o}"
 {entitlements}
 "#,
-                origin = st.origin.trim_start_matches("http://"),
                 key = key.display(),
                 o = st.origin,
             ),
@@ -592,8 +602,34 @@ issuer = "{o}"
             metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
             proc,
             log,
+            conf,
             _dir: dir,
         }
+    }
+
+    /// A playback token for `content_id` signed with this edge's key.
+    pub fn mint(&self, st: &Stack, content_id: &str) -> String {
+        let out = Command::new(st.bin_dir.join("streamgate-proxy"))
+            .args(["token", "mint", "--config"])
+            .arg(&self.conf)
+            .args(["--content", content_id, "--ttl", "1h"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// `GET {path}` at this edge with optional extra headers.
+    pub async fn get(&self, st: &Stack, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = st.http.get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
     }
 
     /// `GET /v1/playback/{id}` at this edge.
@@ -608,4 +644,70 @@ issuer = "{o}"
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
+}
+
+/// A TCP forwarder from a loopback port to `target`, stopped (listener and every connection)
+/// on drop: lets a test cut an edge off from origin.
+pub struct Forwarder {
+    pub port: u16,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Forwarder {
+    pub async fn start(target: &str) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = target.to_owned();
+        let mut tasks = tokio::task::JoinSet::new();
+        let conns =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let conns2 = conns.clone();
+        tasks.spawn(async move {
+            let _guard = AbortAll(conns2.clone());
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                conns2.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Forwarder { port, tasks }
+    }
+
+    /// Stops accepting and cuts every open connection.
+    pub fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Aborts the forwarder's connections when its accept loop ends.
+struct AbortAll(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for h in self.0.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+/// A private `redis-server` on a free loopback port (no persistence); (process, port).
+pub fn private_redis() -> (Proc, u16) {
+    let port = free_port();
+    let proc = Proc(
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server"),
+    );
+    wait_tcp(port);
+    (proc, port)
 }

@@ -1,0 +1,326 @@
+#!/usr/bin/env node
+// Headless-browser player check: plays a gated stream through the edge with hls.js or dash.js in
+// Debian's Chromium and prints ONE JSON line about what happened.
+//
+//   node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] [--cookie-mode]
+//                 [--cookie NAME=VALUE] [--page-port N]
+//
+// The page is served from this process on 127.0.0.1 (a random port), so it is cross-origin to the
+// edge: the edge's CORS headers are part of what is checked. Exit 0 when the video played, no edge
+// request failed or answered 4xx/5xx, and no player reported a fatal error; 1 otherwise; 2 on a
+// usage error. Tokens (the `/p/{token}/` path segment) never reach the output.
+import http from 'node:http';
+import { readFile } from 'node:fs/promises';
+import { chromium } from 'playwright-core';
+
+const USAGE =
+  'usage: node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] ' +
+  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N]';
+const CHROMIUM = process.env.STREAMGATE_CHROMIUM || '/usr/bin/chromium';
+const LIBS = {
+  '/hls.js': new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url),
+  '/dash.js': new URL('./node_modules/dashjs/dist/dash.all.min.js', import.meta.url),
+};
+
+function usage(message) {
+  process.stderr.write(`play.mjs: ${message}\n${USAGE}\n`);
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = {
+    seconds: 6, timeout: 30, cookieMode: false, cookie: null, pagePort: 0, noCors: false,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) usage(`${arg} needs a value`);
+      return argv[++i];
+    };
+    switch (arg) {
+      case '--kind': opts.kind = value(); break;
+      case '--url': opts.url = value(); break;
+      case '--seconds': opts.seconds = Number(value()); break;
+      case '--timeout': opts.timeout = Number(value()); break;
+      case '--cookie-mode': opts.cookieMode = true; break;
+      case '--cookie': opts.cookie = value(); opts.cookieMode = true; break;
+      case '--page-port': opts.pagePort = Number(value()); break;
+      // Trials only, before the edge sends CORS headers: turns the browser's CORS checks off.
+      case '--insecure-no-cors': opts.noCors = true; break;
+      case '-h': case '--help':
+        process.stdout.write(`${USAGE}\n`);
+        process.exit(0);
+      default: usage(`unknown argument ${arg}`);
+    }
+  }
+  if (opts.kind !== 'hls' && opts.kind !== 'dash') usage('--kind must be hls or dash');
+  if (!opts.url) usage('--url is required');
+  try {
+    opts.origin = new URL(opts.url).origin;
+  } catch {
+    usage('--url is not a URL');
+  }
+  if (!(opts.seconds > 0)) usage('--seconds must be a positive number');
+  if (!(opts.timeout > 0)) usage('--timeout must be a positive number');
+  if (!Number.isInteger(opts.pagePort) || opts.pagePort < 0 || opts.pagePort > 65535) {
+    usage('--page-port must be a port number (0: any free port)');
+  }
+  if (opts.cookie !== null && !/^[^=;\s]+=[^;\s]*$/.test(opts.cookie)) {
+    usage('--cookie must be NAME=VALUE');
+  }
+  return opts;
+}
+
+const opts = parseArgs(process.argv.slice(2));
+
+// Everything printed goes through redact(): the token path segment, token-like query parameters,
+// and the cookie's value are replaced.
+const secrets = [];
+const tokenInUrl = /\/p\/([^/?#\s"'<>]+)\//.exec(new URL(opts.url).pathname);
+if (tokenInUrl) secrets.push(tokenInUrl[1], decodeURIComponent(tokenInUrl[1]));
+if (opts.cookie) secrets.push(opts.cookie.slice(opts.cookie.indexOf('=') + 1));
+function redact(text) {
+  let out = String(text)
+    .replace(/\/p\/[^/?#\s"'<>]+\//g, '/p/<token>/')
+    .replace(/([?&](?:token|sig|signature|jwt|access_token)=)[^&#\s"'<>]+/gi, '$1<redacted>');
+  for (const s of secrets) if (s && s.length >= 8) out = out.split(s).join('<redacted>');
+  return out;
+}
+
+function pageHtml() {
+  // JSON in a <script>: escape '<' so nothing in the URL can close the element.
+  const config = JSON.stringify({ kind: opts.kind, url: opts.url, credentials: opts.cookieMode })
+    .replace(/</g, '\\u003c');
+  return `<!doctype html>
+<html><head><meta charset="utf-8"><title>StreamGate player check</title></head>
+<body>
+<video id="v" muted autoplay playsinline width="640" height="360"></video>
+<script src="/${opts.kind}.js"></script>
+<script>
+const cfg = ${config};
+const video = document.getElementById('v');
+const sg = (window.__sg = { errors: [], maxTime: 0, ended: false, started: false });
+function note(e) { if (sg.errors.length < 50) sg.errors.push(e); }
+video.addEventListener('timeupdate', () => { sg.maxTime = Math.max(sg.maxTime, video.currentTime); });
+video.addEventListener('playing', () => { sg.started = true; });
+video.addEventListener('ended', () => { sg.ended = true; });
+video.addEventListener('error', () => {
+  const err = video.error || {};
+  note({ player: 'video', event: 'error', code: err.code, message: err.message, fatal: true });
+});
+try {
+  if (cfg.kind === 'hls') {
+    if (!Hls.isSupported()) throw new Error('hls.js: Media Source Extensions not supported');
+    const hls = new Hls({
+      xhrSetup: cfg.credentials ? (xhr) => { xhr.withCredentials = true; } : undefined,
+      fetchSetup: cfg.credentials
+        ? (context, init) => new Request(context.url, { ...init, credentials: 'include' })
+        : undefined,
+    });
+    hls.on(Hls.Events.ERROR, (_, d) => note({
+      player: 'hls', event: 'error', type: d.type, details: d.details, fatal: !!d.fatal,
+      url: d.url || (d.frag && d.frag.url) || (d.context && d.context.url) || undefined,
+      status: (d.response && d.response.code) || undefined,
+      message: d.error ? String(d.error.message || d.error) : undefined,
+    }));
+    hls.loadSource(cfg.url);
+    hls.attachMedia(video);
+    window.__player = hls;
+  } else {
+    const player = dashjs.MediaPlayer().create();
+    player.updateSettings({ debug: { logLevel: dashjs.Debug.LOG_LEVEL_WARNING } });
+    player.initialize(video, null, true);
+    // No type: applies to every request type (manifest, init and media segments, ...).
+    if (cfg.credentials) player.setXHRWithCredentialsForType(undefined, true);
+    const ev = dashjs.MediaPlayer.events;
+    player.on(ev.ERROR, (e) => {
+      const err = e.error || {};
+      note({ player: 'dash', event: 'error', code: err.code, message: err.message, fatal: true });
+    });
+    player.on(ev.PLAYBACK_ERROR, (e) => {
+      const err = e.error || {};
+      note({ player: 'dash', event: 'playbackError', code: err.code, message: err.message || String(err), fatal: true });
+    });
+    player.attachSource(cfg.url);
+    window.__player = player;
+  }
+} catch (e) {
+  note({ player: cfg.kind, event: 'setup', message: String((e && e.message) || e), fatal: true });
+}
+</script>
+</body></html>`;
+}
+
+function startServer() {
+  const html = pageHtml();
+  const server = http.createServer(async (req, res) => {
+    const path = new URL(req.url, 'http://x').pathname;
+    try {
+      if (path === '/') {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(html);
+      } else if (path === '/favicon.ico') {
+        res.writeHead(204);
+        res.end();
+      } else if (LIBS[path]) {
+        const body = await readFile(LIBS[path]);
+        res.writeHead(200, { 'content-type': 'text/javascript', 'cache-control': 'no-store' });
+        res.end(body);
+      } else {
+        res.writeHead(404, { 'content-type': 'text/plain' });
+        res.end('not found');
+      }
+    } catch (e) {
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(String(e));
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.pagePort, '127.0.0.1', () => resolve(server));
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function main() {
+  const t0 = Date.now();
+  const result = {
+    kind: opts.kind,
+    pageOrigin: null,
+    currentTime: 0,
+    requests: 0,
+    statuses: {},
+    bad: [],
+    aborted: 0,
+    playerErrors: [],
+    consoleErrors: [],
+    played: false,
+  };
+  let closing = false;
+  const isEdge = (u) => {
+    try { return new URL(u).origin === opts.origin; } catch { return false; }
+  };
+
+  let server;
+  let browser;
+  try {
+    server = await startServer();
+    const pageUrl = `http://127.0.0.1:${server.address().port}/`;
+    result.pageOrigin = new URL(pageUrl).origin;
+    const args = ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'];
+    if (opts.noCors) args.push('--disable-web-security');
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+    const context = await browser.newContext();
+    if (opts.cookie) {
+      const eq = opts.cookie.indexOf('=');
+      await context.addCookies([
+        { name: opts.cookie.slice(0, eq), value: opts.cookie.slice(eq + 1), url: opts.origin },
+      ]);
+    }
+    const page = await context.newPage();
+
+    page.on('request', (req) => {
+      if (!closing && isEdge(req.url())) result.requests++;
+    });
+    page.on('response', (resp) => {
+      if (closing || !isEdge(resp.url())) return;
+      const status = resp.status();
+      result.statuses[status] = (result.statuses[status] || 0) + 1;
+      if (status >= 400) result.bad.push({ url: redact(resp.url()), status });
+    });
+    page.on('requestfailed', (req) => {
+      if (closing || !isEdge(req.url())) return;
+      const error = (req.failure() && req.failure().errorText) || 'failed';
+      // A player cancelling its own request (level switch, seek, teardown) is not a failure.
+      if (error === 'net::ERR_ABORTED') {
+        result.aborted++;
+        return;
+      }
+      result.bad.push({ url: redact(req.url()), status: null, error });
+    });
+    page.on('console', (msg) => {
+      if (msg.type() === 'error' && result.consoleErrors.length < 20) {
+        result.consoleErrors.push(redact(msg.text()).slice(0, 500));
+      }
+    });
+    page.on('pageerror', (err) => {
+      if (result.consoleErrors.length < 20) {
+        result.consoleErrors.push(redact(`pageerror: ${err.message}`).slice(0, 500));
+      }
+    });
+
+    await page.goto(pageUrl, { waitUntil: 'load' });
+
+    // Played: currentTime reaches min(2, seconds/2), or half the duration for a shorter video.
+    const target = Math.min(2, opts.seconds / 2);
+    const start = Date.now();
+    const timeoutAt = start + opts.timeout * 1000;
+    let state = { maxTime: 0, currentTime: 0, duration: NaN, ended: false, buffered: [], errors: [] };
+    for (;;) {
+      state = await page.evaluate(() => {
+        const v = document.getElementById('v');
+        const sg = window.__sg;
+        const errors = sg.errors.splice(0);
+        return {
+          maxTime: Math.max(sg.maxTime, v.currentTime),
+          currentTime: v.currentTime,
+          duration: v.duration,
+          ended: sg.ended || v.ended,
+          paused: v.paused,
+          readyState: v.readyState,
+          buffered: Array.from({ length: v.buffered.length },
+            (_, i) => [v.buffered.start(i), v.buffered.end(i)]),
+          errors,
+        };
+      });
+      for (const e of state.errors) {
+        const clean = Object.fromEntries(
+          Object.entries(e).filter(([, v]) => v !== undefined && v !== null)
+            .map(([k, v]) => [k, typeof v === 'string' ? redact(v).slice(0, 500) : v]),
+        );
+        if (result.playerErrors.length < 50) result.playerErrors.push(clean);
+      }
+      const need = Number.isFinite(state.duration) && state.duration > 0
+        ? Math.min(target, state.duration / 2)
+        : target;
+      if (state.maxTime >= need && state.maxTime > 0) result.played = true;
+      const now = Date.now();
+      const fatal = result.playerErrors.some((e) => e.fatal);
+      if (fatal && !result.played) break; // a fatal error before playing: no point waiting
+      if (result.played && (state.ended || now - start >= opts.seconds * 1000)) break;
+      if (!result.played && now >= timeoutAt) break;
+      await sleep(250);
+    }
+    const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
+    result.currentTime = r3(state.currentTime);
+    // Where the video element stood at the end: helps tell a stall from a refusal.
+    result.video = {
+      duration: r3(state.duration),
+      ended: !!state.ended,
+      paused: !!state.paused,
+      readyState: state.readyState,
+      buffered: (state.buffered || []).map(([a, b]) => [r3(a), r3(b)]),
+    };
+  } catch (e) {
+    result.error = redact(String((e && e.message) || e)).split('\n')[0].slice(0, 500);
+  } finally {
+    closing = true;
+    if (browser) await browser.close().catch(() => {});
+    if (server) server.close();
+  }
+  result.elapsedMs = Date.now() - t0;
+  const fatal = result.playerErrors.some((e) => e.fatal);
+  const ok = result.played && result.bad.length === 0 && !fatal && !result.error;
+  process.stdout.write(`${redact(JSON.stringify(result))}\n`);
+  return ok ? 0 : 1;
+}
+
+// A hard stop in case the browser itself hangs.
+const hardStop = setTimeout(() => {
+  process.stdout.write(`${JSON.stringify({ kind: opts.kind, played: false, error: 'hard timeout' })}\n`);
+  process.exit(1);
+}, (opts.timeout + opts.seconds + 30) * 1000);
+hardStop.unref();
+
+main().then((code) => process.exit(code));
