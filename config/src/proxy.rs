@@ -76,6 +76,11 @@ pub struct Upstream {
     /// Time to first byte / between reads.
     #[serde(default = "default_read_timeout", with = "duration")]
     pub read_timeout: Duration,
+    /// Parent edges (`host:port`, plain HTTP) asked before origin, one per object chosen by
+    /// consistent hashing (Ketama) on the cache key, so a region fetches each object from
+    /// origin once. A parent that cannot be reached falls back to origin.
+    #[serde(default)]
+    pub parents: Vec<String>,
 }
 
 /// `[tokens]` as written.
@@ -268,6 +273,15 @@ impl ProxyFile {
                 format!("{:?}", u.origin),
                 "must be host:port",
             ));
+        }
+        for (i, p) in u.parents.iter().enumerate() {
+            if p.parse::<SocketAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    &format!("upstream.parents[{i}]"),
+                    format!("{p:?}"),
+                    "must be an ip:port address",
+                ));
+            }
         }
         positive("upstream.connect-timeout", u.connect_timeout)?;
         positive("upstream.read-timeout", u.read_timeout)?;

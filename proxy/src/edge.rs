@@ -39,6 +39,7 @@ use crate::{
     cors::{self, Cors, CorsHeaders},
     grant::{self, Grants},
     health::{HEALTHY, Readiness},
+    manifest::{ManifestKind, ManifestRewriter},
     metrics::{EdgeMetrics, REASON_METHOD, REASON_NOT_FOUND},
     reply::{self, ErrorBody},
     token_gate::{self, GatedPath, ObjectKind, PathError},
@@ -65,8 +66,9 @@ enum Decision {
     MethodNotAllowed(&'static str),
     BadPath(PathError),
     Forbidden(TokenError),
-    /// Token accepted: the object, its kind and the token's subject hash.
-    Proxy(ObjectRef, ObjectKind, [u8; 8]),
+    /// Token accepted: the object, its kind, the token's subject hash and (with parents) the
+    /// tokenized path a parent is asked for.
+    Proxy(ObjectRef, ObjectKind, [u8; 8], Option<String>),
     /// The grant endpoint: content id, `?redirect=`, `?mode=cookie`.
     Grant(String, Option<&'static str>, bool),
 }
@@ -88,6 +90,16 @@ pub(crate) struct EdgeCtx {
     x_cache: Option<&'static str>,
     /// CORS headers for this request's answers (empty when CORS does not apply).
     cors: CorsHeaders,
+    /// What absolute manifest URIs are rewritten under: `/p/{token}/{id}/` or `/c/{id}/`.
+    prefix: Option<String>,
+    /// The rewriter of a manifest response being sent.
+    rewriter: Option<ManifestRewriter>,
+    /// `/p/{token}/{id}/{path}` for a parent edge (only with parents configured).
+    parent_path: Option<String>,
+    /// The request is going to a parent edge.
+    via_parent: bool,
+    /// A parent could not be reached: the retry goes to origin.
+    parent_failed: bool,
 }
 
 /// The edge proxy logic.
@@ -103,6 +115,7 @@ pub(crate) struct Edge {
     cache: Option<Arc<EdgeCache>>,
     /// CORS policy.
     cors: Cors,
+
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
 }
@@ -197,7 +210,16 @@ impl Edge {
                     subject = %hex::encode(v.subject_hash),
                     "token accepted"
                 );
-                Decision::Proxy(ObjectRef::from_gated(g), g.kind(), v.subject_hash)
+                let parent_path = self
+                    .origin
+                    .parents()
+                    .map(|_| format!("/p/{}/{}/{}", g.token, g.content_id, g.path));
+                Decision::Proxy(
+                    ObjectRef::from_gated(g),
+                    g.kind(),
+                    v.subject_hash,
+                    parent_path,
+                )
             }
             Err(e) => {
                 debug!(
@@ -304,6 +326,11 @@ impl ProxyHttp for Edge {
             tier: None,
             x_cache: None,
             cors: Vec::new(),
+            prefix: None,
+            rewriter: None,
+            parent_path: None,
+            via_parent: false,
+            parent_failed: false,
         }
     }
 
@@ -371,7 +398,8 @@ impl ProxyHttp for Edge {
                 let body = ErrorBody::new("forbidden", &message).with_reason(e.code());
                 reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
             }
-            Decision::Proxy(object, kind, subject_hash) => {
+            Decision::Proxy(object, kind, subject_hash, parent_path) => {
+                ctx.parent_path = parent_path;
                 // Playlists re-check the viewer's entitlement (cached): a viewer who sold the
                 // NFT loses the stream within the cache TTL even with a live token. Segments
                 // rely on the token alone.
@@ -394,6 +422,17 @@ impl ProxyHttp for Edge {
                         return Ok(true);
                     }
                 }
+                if kind == ObjectKind::Manifest {
+                    let path = session.req_header().uri.path();
+                    let id = object.content_id();
+                    ctx.prefix = Some(match path.strip_prefix(token_gate::GATED_PREFIX) {
+                        Some(rest) => {
+                            let token = rest.split('/').next().unwrap_or("");
+                            format!("/p/{token}/{id}/")
+                        }
+                        None => format!("{COOKIE_PREFIX}{id}/"),
+                    });
+                }
                 ctx.kind = kind;
                 ctx.object = Some(object);
                 return Ok(false);
@@ -415,10 +454,20 @@ impl ProxyHttp for Edge {
         _session: &mut Session,
         ctx: &mut EdgeCtx,
     ) -> Result<Box<HttpPeer>> {
-        if ctx.object.is_none() {
+        let Some(object) = &ctx.object else {
             // request_filter answers every request that is not a gated object.
             return Error::e_explain(ErrorType::InternalError, "no object for upstream");
+        };
+        if let Some(parents) = self.origin.parents()
+            && !ctx.parent_failed
+        {
+            let key = upstream_mod::cache_key(object.content_id(), object.path());
+            if let Some(peer) = parents.pick(key.primary_key()) {
+                ctx.via_parent = true;
+                return Ok(peer);
+            }
         }
+        ctx.via_parent = false;
         Ok(self.origin.peer())
     }
 
@@ -491,12 +540,33 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         match &ctx.object {
+            Some(_) if ctx.via_parent => {
+                self.metrics.origin_fetch();
+                let path = ctx.parent_path.as_deref().unwrap_or("/");
+                upstream_mod::rewrite_for_parent(upstream_request, path)
+            }
             Some(object) => {
                 self.metrics.origin_fetch();
                 self.origin.rewrite(upstream_request, object)
             }
             None => Error::e_explain(ErrorType::InternalError, "no object for upstream request"),
         }
+    }
+
+    /// A parent edge that cannot be reached is skipped: the request is retried at origin.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut EdgeCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if ctx.via_parent && !ctx.parent_failed {
+            warn!(parent: &ctx.span, error = %e, "parent edge unreachable: going to origin");
+            ctx.parent_failed = true;
+            e.set_retry(true);
+        }
+        e
     }
 
     /// Marks object responses with the tier that served them (`x-cache`). Origin's
@@ -514,8 +584,59 @@ impl ProxyHttp for Edge {
             for (name, value) in &ctx.cors {
                 resp.insert_header(name.clone(), value.as_str())?;
             }
+            // Manifests: absolute URIs are rewritten per response to carry this viewer's
+            // token (the cached copy stays token-free); the length changes, so it is dropped.
+            if resp.status == StatusCode::OK
+                && let (Some(prefix), Some(object)) = (&ctx.prefix, &ctx.object)
+                && let Some(kind) = ManifestKind::from_path(object.path())
+            {
+                resp.remove_header(&header::CONTENT_LENGTH);
+                resp.remove_header(&header::ACCEPT_RANGES);
+                ctx.rewriter = Some(ManifestRewriter::new(kind, object.content_id(), prefix));
+            }
         }
         Ok(())
+    }
+
+    /// Manifests are rewritten, so byte ranges of them cannot be honoured: they are answered
+    /// whole. Other objects get single and multi-range answers.
+    fn range_header_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut EdgeCtx,
+    ) -> pingora::proxy::RangeType {
+        if ctx.prefix.is_some() {
+            return pingora::proxy::RangeType::None;
+        }
+        pingora::proxy::range_header_filter(session.req_header(), resp, Some(200))
+    }
+
+    /// Streams a manifest through its rewriter (a no-op copy when it has no absolute URIs).
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let Some(rw) = ctx.rewriter.as_mut() else {
+            return Ok(None);
+        };
+        let mut out = bytes::BytesMut::new();
+        if let Some(chunk) = body.as_ref() {
+            rw.push(chunk, &mut out);
+        }
+        if end_of_stream {
+            rw.finish(&mut out);
+            ctx.rewriter = None;
+        }
+        *body = if out.is_empty() && !end_of_stream {
+            None
+        } else {
+            Some(out.freeze())
+        };
+        Ok(None)
     }
 
     /// Answers a request that failed after the gate. Pingora's mapping is kept (upstream 502,

@@ -262,6 +262,22 @@ impl Grants {
         self.policies.invalidate_all();
     }
 
+    /// Loads origin's JWKS (the session verifier) now; `true` once it is loaded.
+    pub(crate) async fn warm_up(&self) -> bool {
+        match self.verifier().await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(cause = %e, "jwks not loaded yet");
+                false
+            }
+        }
+    }
+
+    /// Whether origin's JWKS is loaded.
+    pub(crate) fn jwks_loaded(&self) -> bool {
+        self.verifier.initialized()
+    }
+
     /// Refuses the session `jti` from now until `exp`.
     pub(crate) fn revoke_session(&self, jti: &str, exp: i64) {
         self.revoked.insert(jti.to_owned(), exp);
@@ -585,4 +601,35 @@ pub(crate) fn session_token<'a>(
             .map(str::trim);
     }
     cookie_value(req, cookie)
+}
+
+/// Readiness: an edge that grants playback is ready once it holds origin's JWKS.
+pub(crate) struct JwksReady(pub(crate) Arc<Grants>);
+
+impl crate::health::ReadyCheck for JwksReady {
+    fn ready(&self) -> Result<(), &'static str> {
+        if self.0.jwks_loaded() {
+            Ok(())
+        } else {
+            Err("jwks_not_loaded")
+        }
+    }
+}
+
+/// Start-up task: fetches the JWKS until it has it (then readiness flips to ready).
+pub(crate) struct JwksWarmUp(pub(crate) Arc<Grants>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for JwksWarmUp {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        loop {
+            if self.0.warm_up().await {
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
 }

@@ -4,7 +4,9 @@
 //! conditions. Configuration and token keys need no check of their own: an edge cannot be built
 //! without them, so once it answers they are loaded. What can make a running edge not ready:
 //! - the process is draining (graceful shutdown or upgrade), so balancers stop sending players;
-//! - any [`ReadyCheck`] registered later (for example a warm-up of the cache tiers).
+//! - with playback grants, origin's JWKS is not loaded yet (`jwks_not_loaded`): the edge
+//!   fetches it at start-up and retries every second until it has it;
+//! - any other registered [`ReadyCheck`].
 
 use serde::Serialize;
 
@@ -46,10 +48,6 @@ impl std::fmt::Debug for Readiness {
 
 impl Readiness {
     /// Adds a condition.
-    #[cfg_attr(
-        not(test),
-        expect(dead_code, reason = "the cache tiers register their checks here")
-    )]
     pub(crate) fn add(&mut self, check: Box<dyn ReadyCheck>) {
         self.checks.push(check);
     }

@@ -20,7 +20,7 @@ use crate::{
     cache::EdgeCache,
     cors::Cors,
     edge::Edge,
-    grant::Grants,
+    grant::{Grants, JwksReady, JwksWarmUp},
     health::Readiness,
     invalidate::Invalidator,
     metrics::{EdgeMetrics, MetricsApp},
@@ -153,11 +153,19 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         .admin_token
         .as_ref()
         .map(|t| Admin::new(t, cache.clone(), bus.clone(), metrics.clone()));
+    let mut readiness = Readiness::default();
+    if let Some(g) = &grants {
+        readiness.add(Box::new(JwksReady(g.clone())));
+        server.add_service(pingora::services::background::background_service(
+            "jwks warm-up",
+            JwksWarmUp(g.clone()),
+        ));
+    }
     let edge = Edge::new(
         tokens,
         origin,
         metrics.clone(),
-        Readiness::default(),
+        readiness,
         grants,
         cache,
         Cors::from_conf(&config.cors),

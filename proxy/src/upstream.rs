@@ -88,6 +88,8 @@ pub(crate) struct Origin {
     peer: HttpPeer,
     /// `Host` header sent to origin.
     host: String,
+    /// Parent edges asked before origin, if any.
+    parents: Option<std::sync::Arc<Parents>>,
 }
 
 impl Origin {
@@ -136,7 +138,13 @@ impl Origin {
         Ok(Self {
             peer,
             host: host_header,
+            parents: Parents::from_conf(conf)?.map(std::sync::Arc::new),
         })
+    }
+
+    /// The parent edges, if configured.
+    pub(crate) fn parents(&self) -> Option<&Parents> {
+        self.parents.as_deref()
     }
 
     /// The peer for one request.
@@ -166,6 +174,62 @@ impl Origin {
     }
 }
 
+/// Parent edges, chosen per object by consistent hashing (Ketama, as nginx's `hash … consistent`)
+/// on the cache key: every child edge of a region sends a given object to the same parent, so
+/// origin sees it once.
+pub(crate) struct Parents {
+    lb: pingora::lb::LoadBalancer<pingora::lb::selection::Consistent>,
+    connect_timeout: std::time::Duration,
+    read_timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for Parents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parents").finish_non_exhaustive()
+    }
+}
+
+impl Parents {
+    /// `None` without parents.
+    pub(crate) fn from_conf(conf: &Upstream) -> Result<Option<Self>, UpstreamError> {
+        if conf.parents.is_empty() {
+            return Ok(None);
+        }
+        let lb = pingora::lb::LoadBalancer::try_from_iter(conf.parents.iter().map(String::as_str))
+            .map_err(|e| UpstreamError::Resolve {
+                origin: conf.parents.join(","),
+                message: e.to_string(),
+            })?;
+        Ok(Some(Self {
+            lb,
+            connect_timeout: conf.connect_timeout,
+            read_timeout: conf.read_timeout,
+        }))
+    }
+
+    /// The parent for the object with cache key `key`.
+    pub(crate) fn pick(&self, key: &[u8]) -> Option<Box<HttpPeer>> {
+        let backend = self.lb.select(key, 256)?;
+        let addr = backend.addr.as_inet()?;
+        let mut peer = HttpPeer::new(*addr, false, String::new());
+        peer.options.connection_timeout = Some(self.connect_timeout);
+        peer.options.total_connection_timeout = Some(self.connect_timeout);
+        peer.options.read_timeout = Some(self.read_timeout);
+        Some(Box::new(peer))
+    }
+}
+
+/// Rewrites the upstream request for a parent edge: the gated path with the viewer's token
+/// (the parent checks it again), no cookies or credentials.
+pub(crate) fn rewrite_for_parent(req: &mut RequestHeader, gated_path: &str) -> Result<()> {
+    let uri = http::Uri::try_from(gated_path).or_err(ErrorType::InternalError, "parent uri")?;
+    req.set_uri(uri);
+    for name in STRIPPED_REQUEST_HEADERS {
+        req.remove_header(name);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -181,6 +245,7 @@ mod tests {
             sni: sni.into(),
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(2),
+            parents: Vec::new(),
         }
     }
 

@@ -332,3 +332,71 @@ async fn options_on_objects_says_what_is_allowed() {
     assert_eq!(r.status(), 204);
     assert_eq!(r.headers()["allow"], "GET, HEAD, OPTIONS");
 }
+
+#[tokio::test]
+async fn manifests_carry_the_token_in_absolute_uris_and_stay_token_free_in_cache() {
+    let token = mint(&EDGE, "c-abs", now(), 600);
+    let get = |token: String| async move {
+        client()
+            .get(format!("{}/p/{token}/c-abs/720p/abs.m3u8", EDGE.base))
+            .send()
+            .await
+            .unwrap()
+    };
+    let r = get(token.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!(
+            "#EXT-X-MAP:URI=\"/p/{token}/c-abs/720p/init.mp4\""
+        )),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("\n/p/{token}/c-abs/720p/seg-00001.m4s\n")),
+        "{body}"
+    );
+    assert!(
+        body.contains("\nseg-00002.m4s\n"),
+        "relative URIs untouched: {body}"
+    );
+    assert!(
+        body.contains("\nhttps://ads.example/ad.ts\n"),
+        "foreign URIs untouched: {body}"
+    );
+
+    // A second viewer gets the cached copy rewritten with their own token.
+    let other = mint(&EDGE, "c-abs", now(), 300);
+    let r = get(other.clone()).await;
+    assert_eq!(r.headers()["x-cache"], "HIT-L1");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!("/p/{other}/c-abs/720p/init.mp4")),
+        "{body}"
+    );
+    assert!(
+        !body.contains(&token),
+        "first viewer's token leaked into the cache: {body}"
+    );
+    assert_eq!(ORIGIN.requests("/v/c-abs/").len(), 1);
+}
+
+#[tokio::test]
+async fn expired_objects_are_served_stale_when_origin_fails() {
+    let token = mint(&EDGE, "c-flaky", now(), 600);
+    let url = format!("{}/p/{token}/c-flaky/720p/flaky.m4s", EDGE.base);
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "MISS");
+    assert_eq!(r.text().await.unwrap(), "fresh");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Past its 1 s freshness; origin now answers 500: stale-if-error serves the copy.
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-cache"], "STALE");
+    assert_eq!(r.text().await.unwrap(), "fresh");
+    assert!(
+        ORIGIN.requests("/v/c-flaky/").len() >= 2,
+        "origin was asked again"
+    );
+}

@@ -550,6 +550,11 @@ impl PrivateEdge {
     /// still come from the stack's origin. `extra` is appended TOML (`[entitlements]` is
     /// required, `[cache]` etc. optional).
     pub async fn start_with_origin(st: &Stack, origin: &str, extra: &str) -> PrivateEdge {
+        Self::start_with_upstream(st, &format!("origin = \"{origin}\""), extra).await
+    }
+
+    /// A private edge with `upstream` as the body of its `[upstream]` section.
+    pub async fn start_with_upstream(st: &Stack, upstream: &str, extra: &str) -> PrivateEdge {
         let entitlements = extra;
         let dir = tempfile::tempdir().unwrap();
         let (edge_port, metrics_port) = (free_port(), free_port());
@@ -564,7 +569,7 @@ listen = "127.0.0.1:{edge_port}"
 metrics-listen = "127.0.0.1:{metrics_port}"
 grace-period = "1s"
 [upstream]
-origin = "{origin}"
+{upstream}
 [tokens]
 signing-key = "k1"
 [[tokens.keys]]
@@ -594,7 +599,11 @@ issuer = "{o}"
         let url = format!("http://127.0.0.1:{edge_port}");
         let start = std::time::Instant::now();
         while st.http.get(format!("{url}/readyz")).send().await.is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "private edge");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "private edge did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         PrivateEdge {

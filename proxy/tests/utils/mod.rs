@@ -41,7 +41,9 @@ impl Recorded {
 /// A hand-written HTTP/1.1 origin on its own thread and runtime.
 ///
 /// `GET /v/{id}/{path}` answers `origin:/v/{id}/{path}` with `Cache-Control` and `ETag` (and
-/// honours `Range: bytes=0-3` with a 206); a path containing `slow` never answers.
+/// honours `Range: bytes=0-3` with a 206); a path containing `slow` never answers; `abs.m3u8`
+/// is a playlist with absolute URIs; a path containing `flaky` answers once with a 1 s
+/// freshness and `stale-if-error=60`, then 500.
 pub struct MockOrigin {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
@@ -112,7 +114,41 @@ async fn serve_one(mut sock: tokio::net::TcpStream, log: Arc<Mutex<Vec<Recorded>
         headers,
     };
     let range = rec.header("range").map(str::to_owned);
-    log.lock().expect("lock").push(rec);
+    let seen_before = {
+        let mut log = log.lock().expect("lock");
+        let n = log.iter().filter(|r| r.target == target).count();
+        log.push(rec);
+        n
+    };
+    if target.contains("flaky") {
+        let response = if seen_before == 0 {
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nCache-Control: max-age=1, stale-if-error=60\r\n\
+             Connection: close\r\n\r\nfresh"
+                .to_owned()
+        } else {
+            "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .to_owned()
+        };
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
+    if target.ends_with("abs.m3u8") {
+        let id = target.split('/').nth(2).unwrap_or("");
+        let body = format!(
+            "#EXTM3U\n#EXT-X-MAP:URI=\"https://cdn.example/v/{id}/720p/init.mp4\"\n#EXTINF:4,\n\
+             /v/{id}/720p/seg-00001.m4s\n#EXTINF:4,\nseg-00002.m4s\n#EXTINF:4,\n\
+             https://ads.example/ad.ts\n"
+        );
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\
+             Cache-Control: public, max-age=31536000, immutable\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = sock.write_all(response.as_bytes()).await;
+        let _ = sock.shutdown().await;
+        return;
+    }
     if target.contains("slow") {
         tokio::time::sleep(Duration::from_secs(30)).await;
         return;
