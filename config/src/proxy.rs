@@ -124,6 +124,9 @@ pub struct CacheSection {
     /// L2 Redis (`redis://…`); absent: no L2.
     #[serde(default)]
     pub redis_url: Option<String>,
+    /// L2 on a Redis Cluster instead: seed nodes (`redis://host:port`, one or more).
+    #[serde(default)]
+    pub redis_cluster: Vec<String>,
     /// Largest object written to L2.
     #[serde(default = "default_l2_max_object", with = "bytesize")]
     pub l2_max_object: u64,
@@ -153,6 +156,7 @@ impl Default for CacheSection {
             memory: default_memory(),
             max_object: default_max_object(),
             redis_url: None,
+            redis_cluster: Vec::new(),
             l2_max_object: default_l2_max_object(),
             l2_timeout: default_l2_timeout(),
             lock_timeout: default_lock_timeout(),
@@ -354,6 +358,22 @@ impl CacheSection {
                 "cache.redis-url",
                 format!("{u:?}"),
                 "must start with redis:// or rediss://",
+            ));
+        }
+        for (i, u) in self.redis_cluster.iter().enumerate() {
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                return Err(ConfigError::invalid(
+                    &format!("cache.redis-cluster[{i}]"),
+                    format!("{u:?}"),
+                    "must start with redis:// or rediss://",
+                ));
+            }
+        }
+        if !self.redis_cluster.is_empty() && self.redis_url.is_some() {
+            return Err(ConfigError::invalid(
+                "cache.redis-cluster",
+                format!("{:?}", self.redis_cluster),
+                "set cache.redis-url or cache.redis-cluster, not both",
             ));
         }
         if self.l2_max_object > 512 << 20 {

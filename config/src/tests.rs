@@ -334,3 +334,38 @@ fn proxy_grant_sections_load_and_are_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn proxy_cache_l2_is_one_redis_or_a_cluster() {
+    let c = load_proxy(
+        &asset("proxy.toml"),
+        &with(&[(
+            "STREAMGATE__CACHE__REDIS_CLUSTER",
+            "[\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]",
+        )]),
+    )
+    .unwrap();
+    assert_eq!(c.cache.redis_cluster.len(), 2);
+    let e = err_proxy(&[
+        (
+            "STREAMGATE__CACHE__REDIS_CLUSTER",
+            "[\"redis://10.0.0.1:7000\"]",
+        ),
+        ("STREAMGATE__CACHE__REDIS_URL", "redis://10.0.0.3:6379"),
+    ]);
+    assert!(
+        e.contains("cache.redis-cluster") && e.contains("not both"),
+        "{e}"
+    );
+    let e = err_proxy(&[("STREAMGATE__CACHE__REDIS_CLUSTER", "[\"http://x:1\"]")]);
+    assert!(e.contains("cache.redis-cluster[0]"), "{e}");
+    let e = err_proxy(&[("STREAMGATE__CACHE__MAX_OBJECT", "0")]);
+    assert!(e.contains("cache.max-object"), "{e}");
+    let e = err_proxy(&[(
+        "STREAMGATE__CORS__ALLOWED_ORIGINS",
+        "[\"https://a.example/\"]",
+    )]);
+    assert!(e.contains("cors.allowed-origins[0]"), "{e}");
+    let e = err_proxy(&[("STREAMGATE__UPSTREAM__PARENTS", "[\"edge-2\"]")]);
+    assert!(e.contains("upstream.parents[0]"), "{e}");
+}

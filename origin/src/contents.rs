@@ -192,12 +192,12 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the content's objects from the edges' shared L2 (`sg:objs:{id}` lists their keys);
+/// Deletes the content's objects from the edges' shared L2 (`sg:objs:{{id}}` lists their keys);
 /// edges drop their L1 copies on the `content_deleted` message. Best effort: an L2 entry that
 /// survives is unreachable anyway once the edges' L1 is purged and origin answers 404, and it
 /// expires with its TTL.
 async fn purge_edge_l2(st: &AppState, id: &str) {
-    let index = format!("sg:objs:{id}");
+    let index = format!("sg:objs:{{{id}}}");
     let mut con = st.redis.clone();
     let keys: Vec<String> = match redis::AsyncCommands::smembers(&mut con, &index).await {
         Ok(k) => k,

@@ -17,34 +17,19 @@ async fn packaged(st: &Stack, title: &str) -> (String, String, String) {
         "ready"
     );
     let token = st.mint(&id, "1h");
-    let master = st
-        .http
-        .get(format!("{}/p/{token}/{id}/master.m3u8", st.edge))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let variant = master
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.is_empty())
-        .unwrap()
-        .to_owned();
+    let get = |path: String| {
+        let url = format!("{}/p/{token}/{id}/{path}", st.edge);
+        async move { st.http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let first_uri = |text: &str| {
+        text.lines()
+            .find(|l| !l.starts_with('#') && !l.is_empty())
+            .unwrap()
+            .to_owned()
+    };
+    let variant = first_uri(&get("master.m3u8".into()).await);
     let dir = variant.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
-    let playlist = st
-        .http
-        .get(format!("{}/p/{token}/{id}/{variant}", st.edge))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let seg = playlist
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.is_empty())
-        .unwrap();
+    let seg = first_uri(&get(variant.clone()).await);
     (id, token, format!("{dir}/{seg}"))
 }
 
@@ -259,4 +244,91 @@ async fn l2_survives_restarts_and_outages_degrade_to_the_next_tier() {
     assert_eq!(x_cache(&r), "HIT-L1");
     let log = std::fs::read_to_string(&b.log).unwrap();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+#[tokio::test]
+async fn l2_on_a_redis_cluster_is_shared_across_edges() {
+    let st = Stack::load().await;
+    let (id, _, seg) = packaged(&st, "cache-cluster").await;
+    let (_nodes, ports, _dir) = utils::private_redis_cluster();
+    let seeds: Vec<String> = ports
+        .iter()
+        .map(|p| format!("\"redis://127.0.0.1:{p}\""))
+        .collect();
+    let conf = format!(
+        "[entitlements]\n[cache]\nredis-cluster = [{}]\nl2-timeout = \"1s\"\n",
+        seeds.join(", ")
+    );
+    let a = PrivateEdge::start(&st, &conf).await;
+    let token = a.mint(&st, &id);
+    let path = format!("/p/{token}/{id}/{seg}");
+    let master = format!("/p/{token}/{id}/master.m3u8");
+    for p in [&path, &master] {
+        let r = a.get(&st, p, &[]).await;
+        assert_eq!((r.status().as_u16(), x_cache(&r)), (200, "MISS".into()));
+        assert!(!r.bytes().await.unwrap().is_empty());
+    }
+    let body = a.get(&st, &path, &[]).await.bytes().await.unwrap();
+
+    // Writes to L2 happen behind the response: wait until both objects are in the cluster.
+    let start = Instant::now();
+    loop {
+        let out = std::process::Command::new("redis-cli")
+            .args([
+                "-c",
+                "-p",
+                &ports[0].to_string(),
+                "scard",
+                &format!("sg:objs:{{{id}}}"),
+            ])
+            .output()
+            .unwrap();
+        if String::from_utf8_lossy(&out.stdout).trim() == "2" {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(5) {
+            let page = st
+                .http
+                .get(&a.metrics)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            panic!(
+                "objects never reached the cluster: scard {:?}, l2 errors {}, log: {}",
+                String::from_utf8_lossy(&out.stdout),
+                utils::metric(&page, "streamgate_edge_cache_l2_errors_total"),
+                std::fs::read_to_string(&a.log).unwrap()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Another edge of the region (empty L1) is served from the cluster.
+    let b = PrivateEdge::start(&st, &conf).await;
+    for p in [&path, &master] {
+        let r = b.get(&st, p, &[]).await;
+        assert_eq!(
+            (r.status().as_u16(), x_cache(&r)),
+            (200, "HIT-L2".into()),
+            "{p}"
+        );
+    }
+    assert_eq!(b.get(&st, &path, &[]).await.bytes().await.unwrap(), body);
+
+    // The objects and their index share one slot (hash tag), so a content purge works.
+    let admin_free = utils::metric(
+        &st.http
+            .get(&b.metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "streamgate_edge_cache_l2_errors_total",
+    );
+    assert_eq!(admin_free, 0.0, "no L2 errors on the cluster");
 }

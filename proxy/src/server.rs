@@ -118,6 +118,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         info!(
             memory = config.cache.memory,
             l2 = config.cache.redis_url.is_some(),
+            l2_cluster_seeds = config.cache.redis_cluster.len(),
             "object cache enabled"
         );
         Some(Arc::new(c))
@@ -129,6 +130,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         .cache
         .redis_url
         .as_deref()
+        .or(config.cache.redis_cluster.first().map(String::as_str))
         .filter(|_| cache.is_some())
         .or(config
             .entitlements

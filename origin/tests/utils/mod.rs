@@ -512,11 +512,15 @@ impl Drop for Proc {
 
 /// A free loopback port (bound and released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    free_ports::<1>()[0]
+}
+
+/// `N` distinct free loopback ports (all bound at once, then released).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
 /// Waits until something listens on the loopback `port`.
@@ -557,7 +561,7 @@ impl PrivateEdge {
     pub async fn start_with_upstream(st: &Stack, upstream: &str, extra: &str) -> PrivateEdge {
         let entitlements = extra;
         let dir = tempfile::tempdir().unwrap();
-        let (edge_port, metrics_port) = (free_port(), free_port());
+        let [edge_port, metrics_port] = free_ports::<2>();
         let key = dir.path().join("token-key");
         std::fs::write(&key, "ab".repeat(32)).unwrap();
         let conf = dir.path().join("proxy.toml");
@@ -719,4 +723,60 @@ pub fn private_redis() -> (Proc, u16) {
     );
     wait_tcp(port);
     (proc, port)
+}
+
+/// A private three-node Redis Cluster (no replicas) on free loopback ports, slots assigned by
+/// `redis-cli --cluster create`; (the nodes, their ports, the data directory).
+pub fn private_redis_cluster() -> (Vec<Proc>, Vec<u16>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ports = free_ports::<3>().to_vec();
+    let nodes = ports
+        .iter()
+        .map(|p| {
+            let proc = Proc(
+                Command::new("redis-server")
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--port", &p.to_string(), "--cluster-enabled", "yes"])
+                    .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+                    .arg("--dir")
+                    .arg(dir.path())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("redis-server"),
+            );
+            wait_tcp(*p);
+            proc
+        })
+        .collect();
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "0", "--cluster-yes"])
+        .output()
+        .expect("redis-cli");
+    assert!(
+        out.status.success(),
+        "cluster create: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Wait until every node agrees the cluster is up.
+    let start = std::time::Instant::now();
+    for p in &ports {
+        loop {
+            let info = Command::new("redis-cli")
+                .args(["-p", &p.to_string(), "cluster", "info"])
+                .output()
+                .unwrap();
+            if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "cluster never ok"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    (nodes, ports, dir)
 }

@@ -58,6 +58,7 @@ impl EdgeCache {
                 memory: cfg.memory,
                 max_object: usize::try_from(cfg.max_object).unwrap_or(usize::MAX),
                 redis_url: cfg.redis_url.clone(),
+                redis_cluster: cfg.redis_cluster.clone(),
                 l2_max_object: usize::try_from(cfg.l2_max_object).unwrap_or(usize::MAX),
                 l2_timeout: cfg.l2_timeout,
             },

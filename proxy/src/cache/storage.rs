@@ -20,8 +20,10 @@
 //! slice. Only complete objects are ever visible.
 //!
 //! L2 values: `SG1` ‖ u32 BE internal-meta length ‖ internal meta ‖ u32 BE header length ‖
-//! header ‖ body (pingora's own `CacheMeta` serialisation). Keys: `sg:obj:{32 hex}` from the
-//! cache key's combined hash, never the token.
+//! header ‖ body (pingora's own `CacheMeta` serialisation). Keys: `sg:obj:{{id}}:{32 hex}` from
+//! the content id (a Redis Cluster hash tag) and the cache key's combined hash, never the token;
+//! `sg:objs:{{id}}` lists a content's keys. L2 is one Redis (`cache.redis-url`) or a Redis
+//! Cluster (`cache.redis-cluster` seed nodes).
 
 use std::{
     any::Any,
@@ -123,67 +125,105 @@ pub(crate) struct StorageConfig {
     pub(crate) max_object: usize,
     /// L2 Redis URL.
     pub(crate) redis_url: Option<String>,
+    /// L2 Redis Cluster seed nodes (instead of `redis_url`).
+    pub(crate) redis_cluster: Vec<String>,
     /// Largest object written to L2.
     pub(crate) l2_max_object: usize,
     /// Limit on one L2 operation.
     pub(crate) l2_timeout: Duration,
 }
 
-/// The shared tier.
+/// Where the shared tier lives: one Redis, or a Redis Cluster.
+enum L2Client {
+    Single(redis::Client),
+    Cluster(Box<redis::cluster::ClusterClient>),
+}
+
+/// A live L2 connection (both kinds multiplex and reconnect by themselves).
+#[derive(Clone)]
+enum L2Con {
+    Single(ConnectionManager),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+/// The shared tier. Every key of one content shares a hash tag (`{content id}`), so a content's
+/// objects and its index live in one cluster slot and its multi-key pipelines stay legal.
 struct L2 {
-    client: redis::Client,
-    con: OnceCell<Option<ConnectionManager>>,
+    client: L2Client,
+    /// Made on first use inside the worker runtime; a failed cluster connect is retried by the
+    /// next operation (a single Redis connects lazily and never fails here).
+    con: OnceCell<L2Con>,
     max_object: usize,
     timeout: Duration,
 }
 
 impl L2 {
-    /// The connection, made on first use inside the worker runtime (lazy: a Redis that is
-    /// down costs a failed attempt per operation, bounded by the timeout).
-    async fn con(&self) -> Option<ConnectionManager> {
+    async fn con(&self) -> redis::RedisResult<L2Con> {
         self.con
-            .get_or_init(|| async {
-                let cfg = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.timeout))
-                    .set_response_timeout(Some(self.timeout))
-                    .set_number_of_retries(1);
-                ConnectionManager::new_lazy_with_config(self.client.clone(), cfg)
-                    .map_err(|e| warn!(cause = %e, "cache l2 disabled"))
-                    .ok()
+            .get_or_try_init(|| async {
+                match &self.client {
+                    L2Client::Single(client) => {
+                        let cfg = ConnectionManagerConfig::new()
+                            .set_connection_timeout(Some(self.timeout))
+                            .set_response_timeout(Some(self.timeout))
+                            .set_number_of_retries(1);
+                        ConnectionManager::new_lazy_with_config(client.clone(), cfg)
+                            .map(L2Con::Single)
+                    }
+                    L2Client::Cluster(client) => {
+                        tokio::time::timeout(self.timeout * 4, client.get_async_connection())
+                            .await
+                            .map_err(|_| {
+                                redis::RedisError::from((
+                                    redis::ErrorKind::Io,
+                                    "cluster connect timed out",
+                                ))
+                            })?
+                            .map(L2Con::Cluster)
+                    }
+                }
             })
             .await
-            .clone()
+            .cloned()
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let Some(mut con) = self.con().await else {
-            return Err((redis::ErrorKind::Io, "l2 unavailable").into());
+        let con = self.con().await?;
+        let fut = async move {
+            match con {
+                L2Con::Single(mut c) => cmd.query_async(&mut c).await,
+                L2Con::Cluster(mut c) => cmd.query_async(&mut c).await,
+            }
         };
-        match tokio::time::timeout(self.timeout, cmd.query_async(&mut con)).await {
+        match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err((redis::ErrorKind::Io, "l2 timed out").into()),
         }
     }
 
     async fn pipe(&self, p: &redis::Pipeline) -> redis::RedisResult<()> {
-        let Some(mut con) = self.con().await else {
-            return Err((redis::ErrorKind::Io, "l2 unavailable").into());
+        let con = self.con().await?;
+        let fut = async move {
+            match con {
+                L2Con::Single(mut c) => p.query_async::<()>(&mut c).await,
+                L2Con::Cluster(mut c) => p.query_async::<()>(&mut c).await,
+            }
         };
-        match tokio::time::timeout(self.timeout, p.query_async::<()>(&mut con)).await {
+        match tokio::time::timeout(self.timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err((redis::ErrorKind::Io, "l2 timed out").into()),
         }
     }
 }
 
-/// L2 key of an object.
-fn l2_key(hash: &HashBinary) -> String {
-    format!("sg:obj:{}", hex::encode(hash))
+/// L2 key of an object of `content_id` (hash-tagged by the content).
+fn l2_key(content_id: &str, hash: &HashBinary) -> String {
+    format!("sg:obj:{{{content_id}}}:{}", hex::encode(hash))
 }
 
-/// L2 set of a content's object keys.
+/// L2 set of a content's object keys (same hash tag as its objects).
 fn l2_index(content_id: &str) -> String {
-    format!("sg:objs:{content_id}")
+    format!("sg:objs:{{{content_id}}}")
 }
 
 /// The edge's cache storage. Built once and leaked (`&'static`, as pingora requires).
@@ -208,20 +248,29 @@ impl TieredStorage {
                 }
             })
             .build();
-        let l2 = cfg
-            .redis_url
-            .as_deref()
-            .map(|u| {
-                redis::Client::open(u)
-                    .map(|client| L2 {
-                        client,
-                        con: OnceCell::new(),
-                        max_object: cfg.l2_max_object,
-                        timeout: cfg.l2_timeout,
-                    })
-                    .map_err(|e| format!("cache.redis-url: {e}"))
-            })
-            .transpose()?;
+        let client = if !cfg.redis_cluster.is_empty() {
+            let c = redis::cluster::ClusterClient::builder(
+                cfg.redis_cluster.iter().map(String::as_str),
+            )
+            .connection_timeout(cfg.l2_timeout)
+            .response_timeout(cfg.l2_timeout)
+            .retries(1)
+            .build()
+            .map_err(|e| format!("cache.redis-cluster: {e}"))?;
+            Some(L2Client::Cluster(Box::new(c)))
+        } else {
+            cfg.redis_url
+                .as_deref()
+                .map(|u| redis::Client::open(u).map(L2Client::Single))
+                .transpose()
+                .map_err(|e| format!("cache.redis-url: {e}"))?
+        };
+        let l2 = client.map(|client| L2 {
+            client,
+            con: OnceCell::new(),
+            max_object: cfg.l2_max_object,
+            timeout: cfg.l2_timeout,
+        });
         Ok(Self {
             l1,
             l2,
@@ -281,7 +330,10 @@ impl TieredStorage {
         let in_l1 = self.l1.remove(&hash).is_some();
         let mut in_l2 = false;
         if l2 && let Some(tier) = &self.l2 {
-            match tier.run::<i64>(redis::cmd("DEL").arg(l2_key(&hash))).await {
+            match tier
+                .run::<i64>(redis::cmd("DEL").arg(l2_key(&key.user_tag, &hash)))
+                .await
+            {
                 Ok(n) => in_l2 = n > 0,
                 Err(e) => {
                     warn!(cause = %e, "cache l2 purge failed");
@@ -294,7 +346,8 @@ impl TieredStorage {
 
     async fn l2_get(&self, hash: &HashBinary, content_id: &str) -> Option<Arc<Object>> {
         let tier = self.l2.as_ref()?;
-        let raw: Option<Vec<u8>> = match tier.run(redis::cmd("GET").arg(l2_key(hash))).await {
+        let key = l2_key(content_id, hash);
+        let raw: Option<Vec<u8>> = match tier.run(redis::cmd("GET").arg(&key)).await {
             Ok(v) => v,
             Err(e) => {
                 debug!(cause = %e, "cache l2 read failed: treated as a miss");
@@ -304,7 +357,7 @@ impl TieredStorage {
         };
         let obj = Object::decode(Bytes::from(raw?), content_id);
         if obj.is_none() {
-            warn!(key = %l2_key(hash), "cache l2 value undecodable: ignored");
+            warn!(key = %key, "cache l2 value undecodable: ignored");
         }
         obj.map(Arc::new)
     }
@@ -314,9 +367,10 @@ impl TieredStorage {
         if obj.body.len() > tier.max_object {
             return;
         }
+        debug!(content_id = %obj.content_id, bytes = obj.body.len(), "cache l2 write queued");
         let secs = meta_ttl.as_secs().clamp(1, 30 * 24 * 3600);
         tokio::spawn(async move {
-            let key = l2_key(&hash);
+            let key = l2_key(&obj.content_id, &hash);
             let index = l2_index(&obj.content_id);
             let mut p = redis::pipe();
             p.cmd("SET")
@@ -328,9 +382,12 @@ impl TieredStorage {
             p.sadd(&index, &key).ignore();
             p.cmd("EXPIRE").arg(&index).arg(secs).arg("GT").ignore();
             p.cmd("EXPIRE").arg(&index).arg(secs).arg("NX").ignore();
-            if let Err(e) = tier.pipe(&p).await {
-                debug!(cause = %e, "cache l2 write failed");
-                self.metrics.cache_l2_error();
+            match tier.pipe(&p).await {
+                Ok(()) => debug!(%key, "cache l2 written"),
+                Err(e) => {
+                    debug!(cause = %e, "cache l2 write failed");
+                    self.metrics.cache_l2_error();
+                }
             }
         });
     }
@@ -405,11 +462,13 @@ impl Storage for TieredStorage {
         _purge_type: PurgeType,
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
-        let hash = target.key().combined_bin();
+        let compact = target.key();
+        let hash = compact.combined_bin();
         let in_l1 = self.l1.remove(&hash).is_some();
         let mut in_l2 = false;
         if let Some(tier) = &self.l2 {
-            match tier.run::<i64>(redis::cmd("DEL").arg(l2_key(&hash))).await {
+            let key = l2_key(&compact.user_tag, &hash);
+            match tier.run::<i64>(redis::cmd("DEL").arg(key)).await {
                 Ok(n) => in_l2 = n > 0,
                 Err(_) => self.metrics.cache_l2_error(),
             }
