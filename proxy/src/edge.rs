@@ -96,6 +96,9 @@ pub(crate) struct EdgeCtx {
     rewriter: Option<ManifestRewriter>,
     /// `/p/{token}/{id}/{path}` for a parent edge (only with parents configured).
     parent_path: Option<String>,
+    /// First rewrite of a manifest version: (key, input, output), compared at the end to learn
+    /// whether the manifest has anything to rewrite.
+    clean_probe: Option<(String, Vec<u8>, Vec<u8>)>,
     /// The request is going to a parent edge.
     via_parent: bool,
     /// A parent could not be reached: the retry goes to origin.
@@ -115,7 +118,9 @@ pub(crate) struct Edge {
     cache: Option<Arc<EdgeCache>>,
     /// CORS policy.
     cors: Cors,
-
+    /// Manifest versions (`{id}/{path}` + ETag) known to hold no absolute URI of their content:
+    /// served as they are, with their `Content-Length`, no rewriter.
+    clean_manifests: moka::sync::Cache<String, bool>,
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
 }
@@ -132,6 +137,7 @@ impl Edge {
     ) -> Self {
         Self {
             cors,
+            clean_manifests: moka::sync::Cache::new(100_000),
             tokens,
             origin,
             metrics,
@@ -329,6 +335,7 @@ impl ProxyHttp for Edge {
             prefix: None,
             rewriter: None,
             parent_path: None,
+            clean_probe: None,
             via_parent: false,
             parent_failed: false,
         }
@@ -586,13 +593,28 @@ impl ProxyHttp for Edge {
             }
             // Manifests: absolute URIs are rewritten per response to carry this viewer's
             // token (the cached copy stays token-free); the length changes, so it is dropped.
+            // A manifest version already seen to hold none is sent as it is.
             if resp.status == StatusCode::OK
                 && let (Some(prefix), Some(object)) = (&ctx.prefix, &ctx.object)
                 && let Some(kind) = ManifestKind::from_path(object.path())
             {
-                resp.remove_header(&header::CONTENT_LENGTH);
-                resp.remove_header(&header::ACCEPT_RANGES);
-                ctx.rewriter = Some(ManifestRewriter::new(kind, object.content_id(), prefix));
+                let version = resp
+                    .headers
+                    .get(header::ETAG)
+                    .and_then(|e| e.to_str().ok())
+                    .map(|etag| format!("{}/{}\n{etag}", object.content_id(), object.path()));
+                match version {
+                    Some(v) if self.clean_manifests.get(&v) == Some(true) => {}
+                    version => {
+                        // Chunked, not close-delimited: the connection stays reusable.
+                        resp.remove_header(&header::CONTENT_LENGTH);
+                        resp.remove_header(&header::ACCEPT_RANGES);
+                        resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+                        ctx.rewriter =
+                            Some(ManifestRewriter::new(kind, object.content_id(), prefix));
+                        ctx.clean_probe = version.map(|v| (v, Vec::new(), Vec::new()));
+                    }
+                }
             }
         }
         Ok(())
@@ -630,6 +652,13 @@ impl ProxyHttp for Edge {
         if end_of_stream {
             rw.finish(&mut out);
             ctx.rewriter = None;
+        }
+        if let Some((_, input, output)) = ctx.clean_probe.as_mut() {
+            input.extend_from_slice(body.as_deref().unwrap_or_default());
+            output.extend_from_slice(&out);
+            if end_of_stream && let Some((version, input, output)) = ctx.clean_probe.take() {
+                self.clean_manifests.insert(version, input == output);
+            }
         }
         *body = if out.is_empty() && !end_of_stream {
             None

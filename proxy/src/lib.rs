@@ -53,3 +53,10 @@ pub use manifest::{ManifestKind, ManifestRewriter, rewrite_all};
 pub use server::{StartError, build_server, run};
 pub use tokens::{KeyError, MintError, Minted, TokenPolicy};
 pub use upstream::UpstreamError;
+
+/// The cache key of an object and the hash the tiers store it under (for benchmarks).
+#[doc(hidden)]
+pub fn object_cache_hash(content_id: &str, path: &str) -> [u8; 16] {
+    use pingora::cache::key::CacheHashKey;
+    upstream::cache_key(content_id, path).combined_bin()
+}

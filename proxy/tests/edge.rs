@@ -346,6 +346,9 @@ async fn manifests_carry_the_token_in_absolute_uris_and_stay_token_free_in_cache
     let r = get(token.clone()).await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-cache"], "MISS");
+    // Rewritten bodies change length: chunked, so the connection stays reusable.
+    assert_eq!(r.headers()["transfer-encoding"], "chunked");
+    assert!(r.headers().get("content-length").is_none());
     let body = r.text().await.unwrap();
     assert!(
         body.contains(&format!(
@@ -399,4 +402,23 @@ async fn expired_objects_are_served_stale_when_origin_fails() {
         ORIGIN.requests("/v/c-flaky/").len() >= 2,
         "origin was asked again"
     );
+}
+
+#[tokio::test]
+async fn manifests_with_nothing_to_rewrite_are_sent_as_they_are_once_known() {
+    let token = mint(&EDGE, "c-plain", now(), 600);
+    let url = format!("{}/p/{token}/c-plain/720p/plain.m3u8", EDGE.base);
+    // First answer: rewritten on the fly (chunked) while the edge learns it changes nothing.
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["transfer-encoding"], "chunked");
+    let first = r.text().await.unwrap();
+    assert_eq!(first, "origin:/v/c-plain/720p/plain.m3u8");
+    // This version (same ETag) is known clean: served with its length, same bytes.
+    let r = client().get(&url).send().await.unwrap();
+    assert_eq!(r.headers()["x-cache"], "HIT-L1");
+    assert_eq!(
+        r.headers()["content-length"].to_str().unwrap(),
+        first.len().to_string()
+    );
+    assert_eq!(r.text().await.unwrap(), first);
 }
