@@ -25,6 +25,7 @@ fn bench(c: &mut Criterion) {
         subject: "eip155:1:0x52908400098527886E0F7030069857D2E4169EE7",
         expires_at: 4_000_000_000,
         client_ip: None,
+        entitlement_bound: true,
     };
     let token = keys.mint(&grant);
     c.bench_function("playback_token/mint", |b| {

@@ -29,6 +29,9 @@
 //!   chain through the [`entitlement::EvmReader`] / [`entitlement::SolanaReader`] seam and
 //!   failing closed when a read that matters fails; the entitlement cache keeps the verdicts.
 //!
+//! - [`edge_key`]: [`EdgeKeys`], the shared secrets edges present to origin's internal listener
+//!   and to parent edges, checked in constant time.
+//!
 //! Sign-in → session → entitlement → playback is the watch path of DESIGN.md ("Data flow",
 //! "Tokens", "Entitlements"). Nonce freshness (Redis `GETDEL`) and EIP-1271 RPC calls stay with
 //! origin.
@@ -43,7 +46,7 @@
 //! use streamgate_auth::SessionKeys;
 //!
 //! let keys = KeySet::new(vec![("k1".into(), vec![7u8; 32])], "k1").unwrap();
-//! let grant = Grant { content_id: "c1", subject: "eip155:1:0xabc", expires_at: 2_000_000_000, client_ip: None };
+//! let grant = Grant { content_id: "c1", subject: "eip155:1:0xabc", expires_at: 2_000_000_000, client_ip: None, entitlement_bound: true };
 //! let token = keys.mint(&grant);
 //! let ok = keys.verify(&token, "c1", None, 1_900_000_000).unwrap();
 //! assert_eq!(ok.expires_at, 2_000_000_000);
@@ -55,6 +58,7 @@
 //! assert_eq!(verifier.verify(&issued.token, 1_900_000_010).unwrap().sub, "eip155:1:0xabc");
 //! ```
 
+pub mod edge_key;
 pub mod entitlement;
 pub mod playback;
 pub mod session;
@@ -62,6 +66,7 @@ pub mod sign_in;
 pub mod siwe;
 pub mod siws;
 
+pub use edge_key::EdgeKeys;
 pub use playback::{Grant, IpBinding, KeySet, KeySetError, TokenError, Verified};
 pub use session::{
     IssuedSession, JwksError, JwksFuture, JwksSource, RemoteVerifier, RevocationCheck,

@@ -1,18 +1,22 @@
 //! Playback tokens: compact, URL-safe, HMAC-SHA256-authenticated grants to one content.
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //! `base64url_nopad(payload || tag)` where `payload` is
 //!
 //! | bytes | field |
 //! |---|---|
-//! | 1 | version = 1 |
+//! | 1 | version = 2 |
 //! | 1 | key id length `n` (1–16) |
 //! | n | key id (ASCII) |
 //! | 8 | expiry, Unix seconds, big-endian |
 //! | 4 | content tag: first 4 bytes of SHA-256(content id), for a precise error |
 //! | 8 | subject hash: first 8 bytes of SHA-256("sg-sub\0" ‖ subject) |
+//! | 1 | flags: bit 0 = minted by a playback grant (bound to an entitlement); others must be 0 |
 //! | 1 | IP binding: 0 none, 4 IPv4, 6 IPv6 |
 //! | 0 or 1+4 or 1+16 | prefix length and masked address |
+//!
+//! Version 1 is the same without the flags byte; it is still accepted, and read as
+//! grant-bound (the strict reading: a re-check that cannot find the viewer refuses).
 //!
 //! and `tag` is the first 16 bytes of HMAC-SHA256(key, "sg-pt\0" ‖ payload ‖ content id). The
 //! content id is authenticated but not carried: it is in the URL next to the token.
@@ -28,7 +32,12 @@ use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
+/// The version without the flags byte, still verified (read as grant-bound).
+const VERSION_1: u8 = 1;
+/// Flags bit: minted by a playback grant, so the edge keeps its viewer's record and playlist
+/// re-checks must find it (a missing record refuses instead of passing).
+const FLAG_GRANT: u8 = 1;
 const TAG_LEN: usize = 16;
 const MAX_KID: usize = 16;
 /// Longest token text accepted before decoding (bounds the work an attacker can cause).
@@ -148,6 +157,9 @@ pub struct Grant<'a> {
     pub expires_at: u64,
     /// Optional binding to the client's network.
     pub client_ip: Option<IpBinding>,
+    /// Minted by a playback grant after an entitlement check (not by an operator's
+    /// `token mint`): the edge re-checks the viewer on playlists and refuses when it cannot.
+    pub entitlement_bound: bool,
 }
 
 /// What a verified token says.
@@ -159,6 +171,8 @@ pub struct Verified {
     pub expires_at: u64,
     /// Hash of the subject (see [`subject_hash`]), for logs and per-viewer accounting.
     pub subject_hash: [u8; 8],
+    /// Minted by a grant (see [`Grant::entitlement_bound`]).
+    pub entitlement_bound: bool,
 }
 
 /// The first 8 bytes of SHA-256("sg-sub\0" ‖ subject): identifies a viewer without naming them.
@@ -244,6 +258,11 @@ impl KeySet {
         buf.extend_from_slice(&grant.expires_at.to_be_bytes());
         buf.extend_from_slice(&content_tag(grant.content_id));
         buf.extend_from_slice(&subject_hash(grant.subject));
+        buf.push(if grant.entitlement_bound {
+            FLAG_GRANT
+        } else {
+            0
+        });
         match grant.client_ip {
             None => buf.push(0),
             Some(b) => {
@@ -313,6 +332,7 @@ impl KeySet {
             key_index,
             expires_at: parsed.expires_at,
             subject_hash: parsed.subject_hash,
+            entitlement_bound: parsed.flags & FLAG_GRANT != 0,
         })
     }
 }
@@ -332,13 +352,14 @@ struct Parsed<'a> {
     expires_at: u64,
     content_tag: [u8; 4],
     subject_hash: [u8; 8],
+    flags: u8,
     ip: Option<IpBinding>,
 }
 
 impl<'a> Parsed<'a> {
     fn from_bytes(raw: &'a [u8]) -> Result<Self, TokenError> {
         use TokenError::Malformed;
-        if raw.len() < 2 + TAG_LEN || raw[0] != VERSION {
+        if raw.len() < 2 + TAG_LEN || !(raw[0] == VERSION || raw[0] == VERSION_1) {
             return Err(Malformed);
         }
         let (payload, tag) = raw.split_at(raw.len() - TAG_LEN);
@@ -351,6 +372,14 @@ impl<'a> Parsed<'a> {
         let expires_at = u64::from_be_bytes(r.array()?);
         let content_tag = r.array()?;
         let subject_hash = r.array()?;
+        let flags = if raw[0] == VERSION_1 {
+            FLAG_GRANT
+        } else {
+            r.take(1)?[0]
+        };
+        if flags & !FLAG_GRANT != 0 {
+            return Err(Malformed);
+        }
         let ip = match r.take(1)?[0] {
             0 => None,
             4 => {
@@ -383,6 +412,7 @@ impl<'a> Parsed<'a> {
             expires_at,
             content_tag,
             subject_hash,
+            flags,
             ip,
         })
     }

@@ -295,6 +295,10 @@ impl ContractCheck {
     pub fn chain_id(&self) -> u64 {
         self.message.chain_id
     }
+    /// The message's nonce: check it is live before spending RPC calls.
+    pub fn nonce(&self) -> &str {
+        &self.message.nonce
+    }
     /// `isValidSignature`'s `hash` argument: [`eip191_hash`] of the message.
     pub fn hash(&self) -> [u8; 32] {
         self.hash

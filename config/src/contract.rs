@@ -22,6 +22,43 @@ pub const INVALIDATE_CHANNEL: &str = "sg:invalidate";
 /// The field of a stream entry that holds the JSON message.
 pub const STREAM_FIELD: &str = "data";
 
+/// Request header carrying an edge's key (`upstream.edge-key`) to origin's internal listener
+/// and to parent edges; checked against their `server.edge-keys`.
+pub const EDGE_KEY_HEADER: &str = "x-streamgate-edge-key";
+/// Request header in which a child edge tells its parent the viewer's address; believed only
+/// on requests that carry a valid edge key.
+pub const CLIENT_IP_HEADER: &str = "x-streamgate-client-ip";
+/// Path prefix of packaged files on origin's internal listener and on parent edges:
+/// `/v/{content_id}/{path}`.
+pub const MEDIA_PREFIX: &str = "/v/";
+
+/// The demuxers FFmpeg and ffprobe may use on an uploaded file (`-format_whitelist`, at origin's
+/// probe and in the transcoder): video containers only. Playlists and lists (`hls`, `dash`,
+/// `concat`), image sequences and text formats are refused: they make FFmpeg open further
+/// files or URLs the uploader chose (internal services, cloud metadata, local files).
+pub const FFMPEG_FORMATS: &str = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,mxf";
+
+/// The reason an upload in another format fails with (`{demuxer}` is what FFmpeg detected).
+pub fn unaccepted_format(demuxer: &str) -> String {
+    format!(
+        "not a video file: {demuxer} input is not accepted (playlists, lists, images and text \
+         are refused; upload a video container: MP4/MOV, Matroska/WebM, AVI, FLV, MPEG-TS/PS, \
+         ASF/WMV, Ogg or MXF)"
+    )
+}
+
+/// The demuxer FFmpeg named in a "Format not on whitelist" error (`[hls @ 0x…] Format not on
+/// whitelist '…'`), if `stderr` holds one.
+pub fn refused_format(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .find(|l| l.contains("Format not on whitelist"))
+        .and_then(|l| l.strip_prefix('['))
+        .and_then(|l| l.split_once(" @"))
+        .map(|(name, _)| name)
+        .filter(|n| !n.is_empty() && n.len() < 32 && !n.contains(char::is_whitespace))
+}
+
 /// Object keys in the bucket.
 pub mod layout {
     /// The uploaded source file.
@@ -209,6 +246,14 @@ mod tests {
         ] {
             assert!(!is_valid_media_path(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn refused_formats_are_named() {
+        let e = "[hls @ 0x5601465f92c0] Format not on whitelist 'mov,matroska'\npl.m3u8: Invalid argument\n";
+        assert_eq!(refused_format(e), Some("hls"));
+        assert_eq!(refused_format("x.mp4: Invalid data found"), None);
+        assert!(unaccepted_format("concat").contains("concat input is not accepted"));
     }
 
     #[test]

@@ -65,6 +65,12 @@ pub struct EntitlementsSection {
     /// `[entitlements.solana-rpc]`: cluster → JSON-RPC endpoints, tried in order.
     #[serde(default)]
     pub solana_rpc: BTreeMap<String, Vec<RpcUrl>>,
+    /// Run grants without any Redis. Logouts, policy changes and deletions reach an edge only
+    /// through Redis (`sg:invalidate`); without it they take effect here only when cached
+    /// policies expire (`policy-ttl`) and never for logouts, so the edge refuses to start
+    /// unless this says the operator wants that (a single-node demo, say).
+    #[serde(default)]
+    pub standalone: bool,
 }
 
 /// `[entitlements]` validated, RPC URLs resolved.
@@ -90,6 +96,8 @@ pub struct EntitlementsConfig {
     pub evm_rpc: BTreeMap<u64, Vec<Secret>>,
     /// Solana cluster (`mainnet`, `localnet`, a genesis reference…) → endpoints.
     pub solana_rpc: BTreeMap<String, Vec<Secret>>,
+    /// Grants without invalidations were asked for.
+    pub standalone: bool,
 }
 
 impl SessionSection {
@@ -159,6 +167,7 @@ impl EntitlementsSection {
             confirmations: self.confirmations,
             evm_rpc,
             solana_rpc,
+            standalone: self.standalone,
         })
     }
 }

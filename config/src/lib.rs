@@ -11,6 +11,7 @@
 //! - `proxy`, `origin`, `transcoder`: the file shapes (serde) and the validated configs.
 //! - `common`: sections several services share (`[s3]`, `[redis]`, `[log]`).
 //! - [`contract`]: storage layout, Redis stream names, job and event messages.
+//! - [`net`]: CIDR blocks, the client address behind trusted proxies, rate-limit keys.
 //!
 //! Sample files live in `config/assets/`; the tests load each of them.
 
@@ -22,6 +23,7 @@ mod error;
 mod grants;
 mod keyring;
 mod logging;
+pub mod net;
 mod origin;
 mod proxy;
 mod secret;
@@ -39,8 +41,8 @@ pub use grants::{EntitlementsConfig, EntitlementsSection, SessionSection};
 pub use keyring::KeySection;
 pub use logging::init_tracing;
 pub use origin::{
-    OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART, S3_MAX_PARTS, S3_MIN_PART,
-    UploadsConfig,
+    MIN_EDGE_KEY_LEN, OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART,
+    S3_MAX_PARTS, S3_MIN_PART, UploadsConfig,
 };
 pub use proxy::{
     AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer, TokensConfig,

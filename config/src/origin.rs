@@ -5,9 +5,14 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    AuthConfig, AuthSection, ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section,
+    AuthConfig, AuthSection, ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section, Secret,
+    SecretRef,
     common::{bytesize, duration, positive},
+    net::{IpNet, TrustedProxies},
 };
+
+/// Shortest edge key accepted (an edge key is a shared secret, not a password).
+pub const MIN_EDGE_KEY_LEN: usize = 16;
 
 /// S3's smallest part size for every part but the last.
 pub const S3_MIN_PART: u64 = 5 << 20;
@@ -43,9 +48,24 @@ pub struct OriginFile {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct OriginServer {
-    /// Listener (API, `/v/…` for edges, `/metrics`).
+    /// Public listener: the API creators and wallets reach (sign-in, contents, tus, `/metrics`).
+    /// It never serves packaged media.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Internal listener, for edges only: packaged files (`/v/{id}/{path}`) and the content
+    /// records edges read. Keep it off the public network (a private address, a firewall, a
+    /// Kubernetes ClusterIP): it is not for viewers.
+    #[serde(default = "default_internal_listen")]
+    pub internal_listen: SocketAddr,
+    /// Shared secrets edges present on the internal listener (`x-streamgate-edge-key`), compared
+    /// in constant time. Several may be live while they rotate. Required when
+    /// `internal-listen` is not a loopback address.
+    #[serde(default)]
+    pub edge_keys: Vec<SecretRef>,
+    /// Load balancers whose `X-Forwarded-For` / `Forwarded` headers name the client (CIDR
+    /// blocks). Empty: the TCP peer is the client, whatever the headers say.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
     /// Base URL clients reach this origin at; upload URLs are built on it.
     #[serde(default = "default_public_url")]
     pub public_url: String,
@@ -98,6 +118,40 @@ pub struct OriginConfig {
     pub auth: AuthConfig,
     /// `[log]`.
     pub log: LogConfig,
+    /// `server.edge-keys`, resolved.
+    pub edge_keys: Vec<Secret>,
+    /// `server.trusted-proxies`.
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// Resolves a list of edge keys named `key` (`server.edge-keys`): each at least
+/// [`MIN_EDGE_KEY_LEN`] characters.
+pub(crate) fn resolve_edge_keys(
+    key: &str,
+    refs: &[SecretRef],
+    env: &dyn Env,
+) -> Result<Vec<Secret>, ConfigError> {
+    refs.iter()
+        .enumerate()
+        .map(|(i, r)| resolve_edge_key(&format!("{key}[{i}]"), r, env))
+        .collect()
+}
+
+/// Resolves one edge key named `key`: at least [`MIN_EDGE_KEY_LEN`] characters.
+pub(crate) fn resolve_edge_key(
+    key: &str,
+    r: &SecretRef,
+    env: &dyn Env,
+) -> Result<Secret, ConfigError> {
+    let s = r.resolve(key, env)?;
+    if s.expose().len() < MIN_EDGE_KEY_LEN {
+        return Err(ConfigError::invalid(
+            key,
+            "(secret)",
+            format!("must be at least {MIN_EDGE_KEY_LEN} characters"),
+        ));
+    }
+    Ok(s)
 }
 
 impl OriginFile {
@@ -111,6 +165,26 @@ impl OriginFile {
                 "must be an http(s) URL without a trailing slash",
             ));
         }
+        let srv = &self.server;
+        if srv.internal_listen == srv.listen {
+            return Err(ConfigError::invalid(
+                "server.internal-listen",
+                srv.internal_listen,
+                "must differ from server.listen (the public listener never serves media)",
+            ));
+        }
+        let edge_keys = resolve_edge_keys("server.edge-keys", &srv.edge_keys, env)?;
+        if edge_keys.is_empty() && !srv.internal_listen.ip().is_loopback() {
+            return Err(ConfigError::invalid(
+                "server.edge-keys",
+                "[]",
+                format!(
+                    "required when server.internal-listen ({}) is not a loopback address",
+                    srv.internal_listen
+                ),
+            ));
+        }
+        let trusted_proxies = TrustedProxies::new(srv.trusted_proxies.clone());
         self.redis.validate()?;
         let u = &self.uploads;
         if !(S3_MIN_PART..=S3_MAX_PART).contains(&u.part_size) {
@@ -137,6 +211,8 @@ impl OriginFile {
             uploads: self.uploads,
             probe: self.probe,
             log: self.log,
+            edge_keys,
+            trusted_proxies,
         })
     }
 }
@@ -162,6 +238,9 @@ impl Default for ProbeConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+fn default_internal_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8082))
 }
 fn default_public_url() -> String {
     "http://127.0.0.1:8081".into()

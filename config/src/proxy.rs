@@ -56,6 +56,10 @@ pub struct ProxyServer {
     /// How long in-flight responses may take to finish on shutdown.
     #[serde(default = "default_grace", with = "duration")]
     pub grace_period: Duration,
+    /// Keys child edges present (`x-streamgate-edge-key`) to fetch `/v/{id}/{path}` from this
+    /// edge as their parent. Empty: this edge is nobody's parent and has no `/v/` route.
+    #[serde(default)]
+    pub edge_keys: Vec<crate::SecretRef>,
 }
 
 /// `[upstream]`: where the edge fetches objects from.
@@ -81,6 +85,10 @@ pub struct Upstream {
     /// origin once. A parent that cannot be reached falls back to origin.
     #[serde(default)]
     pub parents: Vec<String>,
+    /// The key this edge presents to origin's internal listener and to parent edges
+    /// (`x-streamgate-edge-key`); one of their `server.edge-keys`. Required with `parents`.
+    #[serde(default)]
+    pub edge_key: Option<crate::SecretRef>,
 }
 
 /// `[tokens]` as written.
@@ -225,6 +233,10 @@ pub struct ProxyConfig {
     pub cors: CorsSection,
     /// `[admin]` token, resolved.
     pub admin_token: Option<Secret>,
+    /// `upstream.edge-key`, resolved.
+    pub edge_key: Option<Secret>,
+    /// `server.edge-keys`, resolved: keys accepted from child edges.
+    pub child_keys: Vec<Secret>,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -289,6 +301,22 @@ impl ProxyFile {
         }
         positive("upstream.connect-timeout", u.connect_timeout)?;
         positive("upstream.read-timeout", u.read_timeout)?;
+        let edge_key = match &u.edge_key {
+            Some(r) => {
+                crate::origin::resolve_edge_keys("upstream.edge-key", std::slice::from_ref(r), env)?
+                    .pop()
+            }
+            None => None,
+        };
+        if edge_key.is_none() && !u.parents.is_empty() {
+            return Err(ConfigError::invalid(
+                "upstream.edge-key",
+                "(absent)",
+                "required with upstream.parents: parents serve children only when they present it",
+            ));
+        }
+        let child_keys =
+            crate::origin::resolve_edge_keys("server.edge-keys", &self.server.edge_keys, env)?;
         let tokens = self.tokens.resolve(env)?;
         if let Some(s) = &self.session {
             s.validate()?;
@@ -306,6 +334,20 @@ impl ProxyFile {
         }
         let entitlements = self.entitlements.map(|e| e.resolve(env)).transpose()?;
         self.cache.validate()?;
+        if let Some(e) = &entitlements {
+            let bus = e.redis_url.is_some()
+                || (self.cache.enabled
+                    && (self.cache.redis_url.is_some() || !self.cache.redis_cluster.is_empty()));
+            if !bus && !e.standalone {
+                return Err(ConfigError::invalid(
+                    "entitlements.redis-url",
+                    "(absent)",
+                    "required with [session]: logouts, policy changes and deletions reach edges \
+                     through Redis (sg:invalidate); set entitlements.standalone = true to run \
+                     grants without them",
+                ));
+            }
+        }
         self.cors.validate()?;
         let admin_token = match &self.admin {
             Some(a) => {
@@ -330,6 +372,8 @@ impl ProxyFile {
             cache: self.cache,
             cors: self.cors,
             admin_token,
+            edge_key,
+            child_keys,
             log: self.log,
         })
     }
@@ -391,6 +435,17 @@ impl CacheSection {
 
 impl CorsSection {
     fn validate(&self) -> Result<(), ConfigError> {
+        // `*` with credentials would let any web page read a viewer's grant (and the playback
+        // token in it) with the viewer's cookies: browsers forbid the literal combination, and
+        // echoing every origin instead is the same hole. Name the origins instead.
+        if self.allow_credentials && self.allowed_origins.iter().any(|o| o == "*") {
+            return Err(ConfigError::invalid(
+                "cors.allowed-origins",
+                format!("{:?}", self.allowed_origins),
+                "\"*\" cannot be combined with cors.allow-credentials = true: any site could \
+                 read viewers' grants with their cookies; list the player origins instead",
+            ));
+        }
         for (i, o) in self.allowed_origins.iter().enumerate() {
             let ok = o == "*"
                 || ((o.starts_with("http://") || o.starts_with("https://"))

@@ -24,6 +24,10 @@ fn env() -> HashMap<String, String> {
             "STREAMGATE_EVM_RPC_1".to_owned(),
             "https://eth.example/v2/apikey".to_owned(),
         ),
+        (
+            "STREAMGATE_EDGE_KEY".to_owned(),
+            "edge-key-0123456789abcdef".to_owned(),
+        ),
     ]
     .into()
 }
@@ -41,7 +45,12 @@ fn sample_proxy_config_loads() {
     let c = load_proxy(&asset("proxy.toml"), &env()).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.server.metrics_listen.to_string(), "127.0.0.1:9180");
-    assert_eq!(c.upstream.origin, "127.0.0.1:8081");
+    assert_eq!(c.upstream.origin, "127.0.0.1:8082");
+    assert_eq!(
+        c.edge_key.as_ref().map(Secret::expose),
+        Some("edge-key-0123456789abcdef")
+    );
+    assert!(c.child_keys.is_empty());
     assert_eq!(c.tokens.signing_key, "k1");
     assert_eq!(c.tokens.default_ttl, Duration::from_secs(3600));
     assert_eq!(c.tokens.keys.len(), 1);
@@ -52,6 +61,8 @@ fn sample_proxy_config_loads() {
 fn sample_origin_config_loads() {
     let c = load_origin(&asset("origin.toml"), &env()).unwrap();
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8081");
+    assert_eq!(c.server.internal_listen.to_string(), "127.0.0.1:8082");
+    assert_eq!(c.edge_keys.len(), 1);
     assert_eq!(c.s3.bucket, "streamgate");
     assert_eq!(c.s3.secret_key.expose(), "sk");
     assert_eq!(c.uploads.part_size, 8 << 20);
@@ -368,4 +379,111 @@ fn proxy_cache_l2_is_one_redis_or_a_cluster() {
     assert!(e.contains("cors.allowed-origins[0]"), "{e}");
     let e = err_proxy(&[("STREAMGATE__UPSTREAM__PARENTS", "[\"edge-2\"]")]);
     assert!(e.contains("upstream.parents[0]"), "{e}");
+}
+
+fn err_origin(extra: &[(&str, &str)]) -> String {
+    load_origin(&asset("origin.toml"), &with(extra))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn origin_media_listener_is_internal_and_keyed() {
+    let e = err_origin(&[("STREAMGATE__SERVER__INTERNAL_LISTEN", "127.0.0.1:8081")]);
+    assert!(e.contains("server.internal-listen"), "{e}");
+    // A non-loopback internal listener without keys is refused…
+    let e = err_origin(&[
+        ("STREAMGATE__SERVER__INTERNAL_LISTEN", "0.0.0.0:8082"),
+        ("STREAMGATE__SERVER__EDGE_KEYS", "[]"),
+    ]);
+    assert!(
+        e.contains("server.edge-keys") && e.contains("loopback"),
+        "{e}"
+    );
+    // …and short keys too, without echoing them.
+    let e = err_origin(&[("STREAMGATE_EDGE_KEY", "short")]);
+    assert!(
+        e.contains("server.edge-keys[0]") && !e.contains("short"),
+        "{e}"
+    );
+    let c = load_origin(
+        &asset("origin.toml"),
+        &with(&[(
+            "STREAMGATE__SERVER__TRUSTED_PROXIES",
+            "[\"10.0.0.0/8\", \"2001:db8::/32\"]",
+        )]),
+    )
+    .unwrap();
+    assert!(c.trusted_proxies.trusts("10.1.1.1".parse().unwrap()));
+    assert!(!c.trusted_proxies.trusts("192.0.2.1".parse().unwrap()));
+    let e = err_origin(&[("STREAMGATE__SERVER__TRUSTED_PROXIES", "[\"10.0.0.1/8\"]")]);
+    assert!(
+        e.contains("server.trusted-proxies") && e.contains("host bits"),
+        "{e}"
+    );
+}
+
+#[test]
+fn proxy_security_pairs_are_refused() {
+    // CORS `*` with credentials: any site could read viewers' grants.
+    let e = err_proxy(&[
+        ("STREAMGATE__CORS__ALLOWED_ORIGINS", "[\"*\"]"),
+        ("STREAMGATE__CORS__ALLOW_CREDENTIALS", "true"),
+    ]);
+    assert!(
+        e.contains("cors.allowed-origins") && e.contains("credentials"),
+        "{e}"
+    );
+    let c = load_proxy(
+        &asset("proxy.toml"),
+        &with(&[
+            (
+                "STREAMGATE__CORS__ALLOWED_ORIGINS",
+                "[\"https://app.example\"]",
+            ),
+            ("STREAMGATE__CORS__ALLOW_CREDENTIALS", "true"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.cors.allow_credentials);
+    // Grants without any Redis get no invalidations: refused unless asked for.
+    let sample = std::fs::read_to_string(asset("proxy.toml")).unwrap();
+    let no_redis = sample.replace("redis-url = \"redis://127.0.0.1:16379\"\n", "");
+    assert_ne!(no_redis, sample);
+    let e = proxy_from_text(&no_redis, &[]).unwrap_err().to_string();
+    assert!(
+        e.contains("entitlements.redis-url") && e.contains("standalone"),
+        "{e}"
+    );
+    let standalone = proxy_from_text(
+        &no_redis,
+        &[("STREAMGATE__ENTITLEMENTS__STANDALONE", "true")],
+    )
+    .unwrap();
+    assert!(standalone.entitlements.unwrap().standalone);
+    // Parents need a key to present.
+    let no_key = sample.replace("edge-key = { env = \"STREAMGATE_EDGE_KEY\" }", "");
+    assert_ne!(no_key, sample);
+    let e = proxy_from_text(
+        &no_key,
+        &[("STREAMGATE__UPSTREAM__PARENTS", "[\"127.0.0.1:9000\"]")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("upstream.edge-key"), "{e}");
+}
+
+/// Loads a proxy config written out from `text`.
+fn proxy_from_text(text: &str, extra: &[(&str, &str)]) -> Result<ProxyConfig, ConfigError> {
+    let dir = std::env::temp_dir().join(format!(
+        "sg-config-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("proxy.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = load_proxy(&path, &with(extra));
+    std::fs::remove_dir_all(&dir).unwrap();
+    out
 }

@@ -1,7 +1,13 @@
 //! The content catalog: one JSON record per content in S3 (`catalog/{id}.json`).
 //!
-//! Origin is the single writer. Writes are read-modify-write under a per-content lock, so an
-//! API request and a transcoder event never overwrite each other's changes within a process.
+//! Origin is the single writer. Every write is a read-modify-write under the content's lock: a
+//! local mutex (so one process queues its own writers cheaply) and a Redis lease
+//! (`sg:lock:content:{id}`, so writers in other origin instances, API requests and the events
+//! consumer alike, never interleave). Deletion writes a tombstone (`status: deleted`) under the
+//! same lock instead of removing the record: a transcoder event or a tus request that was
+//! racing the delete then finds the tombstone and changes nothing, so a deleted content can
+//! never come back. Readers see a tombstone as no record at all.
+//!
 //! Records of ready contents are cached briefly for the media route, which reads them on every
 //! edge miss.
 
@@ -13,7 +19,10 @@ use serde::{Deserialize, Serialize};
 use streamgate_config::contract::{Rendition, layout};
 use tokio::sync::Mutex;
 
-use crate::{AppError, error::AppResult, now_ms};
+use crate::{AppError, error::AppResult, lock::Lease, now_ms};
+
+/// Longest wait for another writer of the same record.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 
 /// Where a content is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +38,9 @@ pub enum Status {
     Ready,
     /// Upload rejected or transcoding failed; `error` says why.
     Failed,
+    /// Deleted by its owner: a tombstone, never served, never written again. Not part of the
+    /// API (readers get 404).
+    Deleted,
 }
 
 /// A catalog record. The API returns it as is (DESIGN.md, Interfaces).
@@ -69,16 +81,18 @@ pub struct ContentRecord {
 pub(crate) struct Catalog {
     s3: Client,
     bucket: String,
+    redis: redis::aio::ConnectionManager,
     locks: Cache<String, Arc<Mutex<()>>>,
     ready: Cache<String, Arc<ContentRecord>>,
 }
 
 impl Catalog {
     /// A catalog in `bucket`.
-    pub(crate) fn new(s3: Client, bucket: String) -> Self {
+    pub(crate) fn new(s3: Client, bucket: String, redis: redis::aio::ConnectionManager) -> Self {
         Self {
             s3,
             bucket,
+            redis,
             locks: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_idle(Duration::from_secs(300))
@@ -90,9 +104,25 @@ impl Catalog {
         }
     }
 
-    /// Reads a record; `None` when there is none. Storage errors are retried twice: S3 answers
-    /// the odd 5xx (and s3s-fs fails a read that races a write of the same key).
+    /// Reads a live record; `None` when there is none or it was deleted.
     pub(crate) async fn get(&self, id: &str) -> AppResult<Option<ContentRecord>> {
+        Ok(self
+            .get_raw(id)
+            .await?
+            .filter(|r| r.status != Status::Deleted))
+    }
+
+    /// Whether `id` was deleted (a tombstone stands in its place).
+    pub(crate) async fn is_deleted(&self, id: &str) -> AppResult<bool> {
+        Ok(self
+            .get_raw(id)
+            .await?
+            .is_some_and(|r| r.status == Status::Deleted))
+    }
+
+    /// Reads a record, tombstones included. Storage errors are retried twice: S3 answers the
+    /// odd 5xx (and s3s-fs fails a read that races a write of the same key).
+    async fn get_raw(&self, id: &str) -> AppResult<Option<ContentRecord>> {
         let mut attempt = 0;
         loop {
             match self.get_once(id).await {
@@ -154,40 +184,86 @@ impl Catalog {
         self.put(rec).await
     }
 
-    /// Applies `f` to the record under the content's lock and writes it back when `f` returns
-    /// `true`. Returns the record as it now is.
+    /// Applies `f` to the live record under the content's lock and writes it back when `f`
+    /// returns `true`. Returns the record as it now is. A missing or deleted record is
+    /// `NotFound`, and is never written.
     pub(crate) async fn update<F>(&self, id: &str, f: F) -> AppResult<ContentRecord>
     where
         F: FnOnce(&mut ContentRecord) -> AppResult<bool>,
     {
-        let lock = self
-            .locks
-            .get_with(id.to_owned(), async { Arc::new(Mutex::new(())) })
-            .await;
-        let _guard = lock.lock().await;
-        let mut rec = self
-            .get(id)
-            .await?
-            .ok_or(AppError::NotFound("no such content"))?;
-        if f(&mut rec)? {
-            rec.updated_at = now_ms();
-            self.put(&rec).await?;
-            self.ready.invalidate(id).await;
+        let (_local, lease) = self.lock(id).await?;
+        let out = async {
+            let mut rec = self
+                .get(id)
+                .await?
+                .ok_or(AppError::NotFound("no such content"))?;
+            if f(&mut rec)? {
+                rec.updated_at = now_ms();
+                self.put(&rec).await?;
+                self.ready.invalidate(id).await;
+            }
+            Ok(rec)
         }
-        Ok(rec)
+        .await;
+        lease.release().await;
+        out
     }
 
-    /// Deletes a record.
-    pub(crate) async fn delete(&self, id: &str) -> AppResult<()> {
-        self.s3
-            .delete_object()
-            .bucket(&self.bucket)
-            .key(layout::catalog_key(id))
-            .send()
+    /// Deletes a live record after `check` accepts it (the owner check, under the lock):
+    /// replaces it with a tombstone, so writers racing the delete find it deleted. Returns the
+    /// record as it was.
+    pub(crate) async fn delete<F>(&self, id: &str, check: F) -> AppResult<ContentRecord>
+    where
+        F: FnOnce(&ContentRecord) -> AppResult<()>,
+    {
+        let (_local, lease) = self.lock(id).await?;
+        let out = async {
+            let rec = self
+                .get(id)
+                .await?
+                .ok_or(AppError::NotFound("no such content"))?;
+            check(&rec)?;
+            let now = now_ms();
+            let tombstone = ContentRecord {
+                id: rec.id.clone(),
+                title: String::new(),
+                owner: rec.owner.clone(),
+                status: Status::Deleted,
+                progress: 0.0,
+                policy: serde_json::Value::Null,
+                renditions: Vec::new(),
+                duration_s: None,
+                error: None,
+                has_audio: None,
+                upload_id: None,
+                created_at: rec.created_at,
+                updated_at: now,
+            };
+            self.put(&tombstone).await?;
+            self.ready.invalidate(id).await;
+            Ok(rec)
+        }
+        .await;
+        lease.release().await;
+        out
+    }
+
+    /// Takes the content's lock: this process's mutex, then the cross-instance Redis lease.
+    async fn lock(&self, id: &str) -> AppResult<(tokio::sync::OwnedMutexGuard<()>, Lease)> {
+        let local = self
+            .locks
+            .get_with(id.to_owned(), async { Arc::new(Mutex::new(())) })
             .await
-            .map_err(|e| AppError::storage(aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        self.ready.invalidate(id).await;
-        Ok(())
+            .lock_owned()
+            .await;
+        let lease = Lease::acquire(&self.redis, format!("sg:lock:content:{id}"), LOCK_WAIT)
+            .await?
+            .ok_or_else(|| {
+                AppError::Internal(format!(
+                    "catalog record {id} stayed locked for {LOCK_WAIT:?}"
+                ))
+            })?;
+        Ok((local, lease))
     }
 
     async fn put(&self, rec: &ContentRecord) -> AppResult<()> {

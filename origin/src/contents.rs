@@ -22,7 +22,7 @@ use crate::{
     catalog::{ContentRecord, Status},
     error::AppResult,
     now_ms,
-    signin::{Authed, publish},
+    signin::{Authed, MaybeAuthed, publish},
 };
 
 /// Body of `POST /v1/contents`.
@@ -85,11 +85,48 @@ pub(crate) async fn create(
     ))
 }
 
-/// `GET /v1/contents/{id}`.
+/// What anyone may read about a content: the contract's fields (DESIGN.md, Interfaces). The
+/// policy is public on purpose (players say whom a video is for); the owner's own fields
+/// (the tus `upload_id`, which names their upload, and bookkeeping times) are not. A typed
+/// view, so a field added to the record stays private until it is added here.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct PublicView<'a> {
+    id: &'a str,
+    title: &'a str,
+    owner: Option<&'a str>,
+    status: Status,
+    progress: f32,
+    policy: &'a Value,
+    renditions: &'a [streamgate_config::contract::Rendition],
+    duration_s: Option<f64>,
+    error: Option<&'a str>,
+    has_audio: Option<bool>,
+}
+
+impl<'a> From<&'a ContentRecord> for PublicView<'a> {
+    fn from(r: &'a ContentRecord) -> Self {
+        Self {
+            id: &r.id,
+            title: &r.title,
+            owner: r.owner.as_deref(),
+            status: r.status,
+            progress: r.progress,
+            policy: &r.policy,
+            renditions: &r.renditions,
+            duration_s: r.duration_s,
+            error: r.error.as_deref(),
+            has_audio: r.has_audio,
+        }
+    }
+}
+
+/// `GET /v1/contents/{id}`: the whole record for its owner, the [`PublicView`] for anyone
+/// else (anonymous callers and edges included).
 pub(crate) async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
-) -> AppResult<Json<ContentRecord>> {
+    MaybeAuthed(who): MaybeAuthed,
+) -> AppResult<Json<Value>> {
     if !is_valid_content_id(&id) {
         return Err(AppError::BadRequest("malformed content id".into()));
     }
@@ -98,7 +135,14 @@ pub(crate) async fn get(
         .get(&id)
         .await?
         .ok_or(AppError::NotFound("no such content"))?;
-    Ok(Json(rec))
+    let owner = who.is_some_and(|c| rec.owner.as_deref() == Some(c.sub.as_str()));
+    let body = if owner {
+        serde_json::to_value(&rec)
+    } else {
+        serde_json::to_value(PublicView::from(&rec))
+    }
+    .map_err(|e| AppError::Internal(format!("serialize content: {e}")))?;
+    Ok(Json(body))
 }
 
 /// Validates a policy; returns its canonical form, or a 400 naming the bad field.
@@ -156,8 +200,8 @@ pub(crate) async fn put_policy(
     Ok(Json(rec))
 }
 
-/// `DELETE /v1/contents/{id}` (owner only): removes the package, the source and the record,
-/// and tells edges to drop it.
+/// `DELETE /v1/contents/{id}` (owner only): tombstones the record (so nothing racing the delete
+/// can bring it back), removes the package and the source, and tells edges to drop it.
 pub(crate) async fn delete(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -166,20 +210,9 @@ pub(crate) async fn delete(
     if !is_valid_content_id(&id) {
         return Err(AppError::BadRequest("malformed content id".into()));
     }
-    let rec = st
-        .catalog
-        .get(&id)
-        .await?
-        .ok_or(AppError::NotFound("no such content"))?;
-    ensure_owner(&rec, &who)?;
-    // Record first: once it is gone nothing is served, whatever the cleanup below leaves.
-    st.catalog.delete(&id).await?;
-    for prefix in [
-        streamgate_config::contract::layout::media_prefix(&id),
-        format!("uploads/{id}/"),
-    ] {
-        crate::s3::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix).await?;
-    }
+    // Record first: once it is a tombstone nothing is served, whatever the cleanup below leaves.
+    st.catalog.delete(&id, |r| ensure_owner(r, &who)).await?;
+    remove_files(&st, &id).await?;
     purge_edge_l2(&st, &id).await;
     publish(
         &st,
@@ -190,6 +223,18 @@ pub(crate) async fn delete(
     .await?;
     tracing::info!(content_id = %id, "content deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Removes a content's package and source from the bucket (again, when a transcoder that was
+/// still running at the delete has since uploaded a package).
+pub(crate) async fn remove_files(st: &AppState, id: &str) -> AppResult<()> {
+    for prefix in [
+        streamgate_config::contract::layout::media_prefix(id),
+        format!("uploads/{id}/"),
+    ] {
+        crate::s3::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix).await?;
+    }
+    Ok(())
 }
 
 /// Deletes the content's objects from the edges' shared L2 (`sg:objs:{{id}}` lists their keys);

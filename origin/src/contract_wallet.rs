@@ -28,7 +28,7 @@ use alloy::{
     sol_types::{SolCall, SolValue},
     transports::{RpcError, TransportError, http::reqwest::Url},
 };
-use streamgate_auth::{ContractCheck, SignInError, SignInRules, VerifiedSignIn};
+use streamgate_auth::{ContractCheck, SignInError, VerifiedSignIn};
 use streamgate_config::AuthConfig;
 
 use crate::{AppError, StartError, error::AppResult, metrics::METRICS};
@@ -117,14 +117,10 @@ impl ContractWallets {
     /// `bad_signature` when the wallet says no, 503 `rpc_unavailable` when no endpoint answers.
     pub(crate) async fn sign_in(
         &self,
-        rules: &SignInRules,
+        check: ContractCheck,
         message: &str,
-        signature_hex: &str,
         eoa: SignInError,
-        now: i64,
     ) -> AppResult<VerifiedSignIn> {
-        let check = streamgate_auth::prepare_contract_check(message, signature_hex, rules, now)
-            .map_err(|e| crate::signin::refused("siwe", &e))?;
         let chain = check.chain_id();
         let Some(endpoints) = self.chains.get(&chain) else {
             return Err(eoa_refusal(
@@ -471,9 +467,10 @@ mod tests {
 
     #[tokio::test]
     async fn rpc_down_is_503_and_no_rpc_keeps_the_eoa_reason() {
-        let rules = SignInRules::new("a.example", vec!["https://a.example".into()])
-            .unwrap()
-            .with_chain_ids(vec![1, 31337]);
+        let rules =
+            streamgate_auth::SignInRules::new("a.example", vec!["https://a.example".into()])
+                .unwrap()
+                .with_chain_ids(vec![1, 31337]);
         let msg = |chain: u64| {
             format!(
                 "a.example wants you to sign in with your Ethereum account:\n\
@@ -484,14 +481,16 @@ mod tests {
         let now = 1_767_225_600;
         let sig = format!("0x{}", "11".repeat(65));
         let w = wallets(vec![dead_url().await]);
+        let check =
+            |m: &str| streamgate_auth::prepare_contract_check(m, &sig, &rules, now).unwrap();
         let e = w
-            .sign_in(&rules, &msg(31337), &sig, SignInError::BadSignature, now)
+            .sign_in(check(&msg(31337)), &msg(31337), SignInError::BadSignature)
             .await
             .err()
             .unwrap();
         assert!(matches!(e, AppError::RpcUnavailable(_)), "{e:?}");
         let e = w
-            .sign_in(&rules, &msg(1), &sig, SignInError::BadSignature, now)
+            .sign_in(check(&msg(1)), &msg(1), SignInError::BadSignature)
             .await
             .err()
             .unwrap();

@@ -239,7 +239,7 @@ async fn handle_entry(app: &AppState, entry: &StreamId) {
                 return;
             }
             Err(AppError::NotFound(_)) => {
-                tracing::warn!(content_id = %id, kind, "event for unknown content; dropped");
+                forget_deleted(app, &id, &ev).await;
                 return;
             }
             Err(e) => {
@@ -247,6 +247,29 @@ async fn handle_entry(app: &AppState, entry: &StreamId) {
                 tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
             }
         }
+    }
+}
+
+/// An event for a content that is no longer there. A transcoder that was working when its
+/// content was deleted uploads the package anyway and then reports: the package is removed
+/// again here, so a deleted content leaves nothing behind.
+async fn forget_deleted(app: &AppState, id: &str, ev: &Event) {
+    let finished = matches!(ev, Event::Ready { .. } | Event::Failed { .. });
+    match app.catalog.is_deleted(id).await {
+        Ok(true) if finished => {
+            tracing::info!(content_id = %id, "job of a deleted content finished; removing its package");
+            for attempt in 0..5u32 {
+                match crate::contents::remove_files(app, id).await {
+                    Ok(()) => return,
+                    Err(e) => {
+                        tracing::warn!(content_id = %id, attempt, cause = %e, "cleanup failed");
+                        tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                    }
+                }
+            }
+        }
+        Ok(true) => tracing::debug!(content_id = %id, "event for a deleted content; dropped"),
+        _ => tracing::warn!(content_id = %id, "event for unknown content; dropped"),
     }
 }
 

@@ -8,7 +8,8 @@
 //!   memory bounded by the part size; `lock` serialises writers of one upload.
 //! - `jobs`: probe a finished upload (`probe`, ffprobe), queue a job on `sg:jobs`, and apply
 //!   the transcoders' `sg:events` to the catalog.
-//! - `media`: `GET /v/{id}/{path}` serves packaged files to edges (Range, ETag, Cache-Control).
+//! - `media`: `GET /v/{id}/{path}` serves packaged files to edges (Range, ETag, Cache-Control),
+//!   on the internal listener only ([`internal_app`]), to callers presenting an edge key.
 //! - `signin`: wallet sign-in (SIWE, SIWS) with single-use `nonce`s and `ratelimit`s, session
 //!   JWTs and the JWKS, logout; its `Authed` extractor guards creator routes (owner checks).
 //!   `contract_wallet` asks the chain (EIP-1271, EIP-6492, alloy over `[auth.evm-rpc]`) when a
@@ -20,8 +21,12 @@
 //!          ──tus /v1/uploads────► uploads ──multipart──► S3 uploads/{id}/source
 //!                                    └─► probe ─► XADD sg:jobs ─► transcoders
 //!  transcoders ─► XADD sg:events ─► jobs::consume_events ─► catalog
-//!  edge ──GET /v/{id}/{path}──► media ──► S3 media/{id}/…
+//!  edge ──GET /v/{id}/{path}──► (internal listener, edge key) media ──► S3 media/{id}/…
 //! ```
+//!
+//! Two listeners: `server.listen` (public: sign-in, contents, tus, metrics) never serves media;
+//! `server.internal-listen` (edges only) serves `/v/…` and the content records edges read, to
+//! requests carrying one of `server.edge-keys` in `x-streamgate-edge-key`.
 //!
 //! Run: `streamgate-origin --config config/assets/origin.toml`.
 
@@ -41,7 +46,7 @@ mod signin;
 mod tus;
 mod uploads;
 
-use std::{sync::Arc, time::Duration};
+use std::{future::IntoFuture, sync::Arc, time::Duration};
 
 use axum::{
     Json, Router,
@@ -89,6 +94,7 @@ pub struct AppState {
     catalog: catalog::Catalog,
     uploads: uploads::UploadStore,
     auth: Arc<signin::Auth>,
+    edge_keys: streamgate_auth::EdgeKeys,
 }
 
 impl AppState {
@@ -96,7 +102,7 @@ impl AppState {
     pub fn new(cfg: OriginConfig) -> Result<Self, StartError> {
         let s3 = s3::client(&cfg.s3);
         let redis = redis_manager(&cfg, Some(cfg.redis.command_timeout))?;
-        let catalog = catalog::Catalog::new(s3.clone(), cfg.s3.bucket.clone());
+        let catalog = catalog::Catalog::new(s3.clone(), cfg.s3.bucket.clone(), redis.clone());
         let uploads = uploads::UploadStore::new(
             s3.clone(),
             cfg.s3.bucket.clone(),
@@ -104,7 +110,9 @@ impl AppState {
             cfg.uploads.clone(),
         );
         let auth = Arc::new(signin::Auth::from_conf(&cfg.auth)?);
+        let edge_keys = streamgate_auth::EdgeKeys::new(cfg.edge_keys.iter().map(|k| k.expose()));
         Ok(Self {
+            edge_keys,
             cfg: Arc::new(cfg),
             s3,
             redis,
@@ -128,7 +136,7 @@ fn redis_manager(
     Ok(ConnectionManager::new_lazy_with_config(client, mcfg)?)
 }
 
-/// The HTTP API.
+/// The public HTTP API (`server.listen`): everything but packaged media.
 pub fn app(state: AppState) -> Router {
     let json_limit = state.cfg.server.max_json_body as usize;
     let uploads = Router::new()
@@ -142,7 +150,7 @@ pub fn app(state: AppState) -> Router {
         )
         // tus bodies are streamed; their size is checked against Upload-Length instead.
         .layer(DefaultBodyLimit::disable());
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::handler))
@@ -160,15 +168,76 @@ pub fn app(state: AppState) -> Router {
             "/v1/contents/{id}/policy",
             axum::routing::put(contents::put_policy),
         )
-        .route("/v/{id}/{*path}", get(media::get))
-        .layer(DefaultBodyLimit::max(json_limit))
-        .merge(uploads)
+        .layer(DefaultBodyLimit::max(json_limit));
+    served(routes.merge(uploads), state)
+}
+
+/// What both listeners share: the JSON 404, metrics, request ids and tracing.
+fn served(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .fallback(|| async { AppError::NotFound("no such route") })
         .layer(middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The edges' API (`server.internal-listen`): packaged files and the content records edges
+/// read, each request carrying one of `server.edge-keys`; `/healthz` and `/readyz` open.
+pub fn internal_app(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/v/{id}/{*path}", get(media::get))
+        .route("/v1/contents/{id}", get(contents::get))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_edge_key,
+        ))
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz));
+    served(routes, state)
+}
+
+/// Refuses internal requests without a valid edge key (when keys are configured; without keys
+/// the listener is loopback-only, which the config loader enforces).
+async fn require_edge_key(
+    State(st): State<AppState>,
+    req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    if !st.edge_keys.is_empty() {
+        let presented = req
+            .headers()
+            .get(streamgate_config::contract::EDGE_KEY_HEADER)
+            .map(|v| v.as_bytes())
+            .unwrap_or_default();
+        if !st.edge_keys.accepts(presented) {
+            return AppError::Unauthorized(
+                "edge_key_required",
+                "this listener serves edges only: present a valid x-streamgate-edge-key".into(),
+            )
+            .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// The client address of a request: the TCP peer, or the address a trusted proxy
+/// (`server.trusted-proxies`) names in `X-Forwarded-For` / `Forwarded`.
+pub(crate) fn client_ip(
+    st: &AppState,
+    peer: std::net::SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> std::net::IpAddr {
+    let values = |name| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|v| v.to_str().ok())
+    };
+    st.cfg
+        .trusted_proxies
+        .client_ip(peer.ip(), values("x-forwarded-for"), values("forwarded"))
 }
 
 /// `GET /readyz`: 200 when Redis and the bucket answer.
@@ -204,18 +273,43 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
         tracing::info!(bucket = %state.cfg.s3.bucket, "bucket ready");
     }
     let listener = tokio::net::TcpListener::bind(state.cfg.server.listen).await?;
-    tracing::info!(addr = %state.cfg.server.listen, "origin listening");
+    let internal = tokio::net::TcpListener::bind(state.cfg.server.internal_listen).await?;
+    tracing::info!(
+        addr = %state.cfg.server.listen,
+        internal = %state.cfg.server.internal_listen,
+        edge_keys = state.cfg.edge_keys.len(),
+        "origin listening"
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     // The events reader blocks in XREADGROUP for up to 5 s: it gets its own connection with a
     // response timeout above that.
     let events_redis = redis_manager(&state.cfg, Some(Duration::from_secs(10)))?;
-    let consumer = tokio::spawn(jobs::consume_events(state.clone(), events_redis, stop_rx));
-    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    let _ = stop_tx.send(true);
+    let consumer = tokio::spawn(jobs::consume_events(
+        state.clone(),
+        events_redis,
+        stop_rx.clone(),
+    ));
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let public = axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let edges = axum::serve(
+        internal,
+        internal_app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx));
+    let served = tokio::try_join!(public.into_future(), edges.into_future());
+    signal.abort();
     let _ = consumer.await;
+    served?;
     tracing::info!("origin stopped");
     Ok(())
 }

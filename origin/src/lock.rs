@@ -1,4 +1,5 @@
-//! A Redis lease that serialises writers of one upload across origin instances.
+//! A Redis lease that serialises writers of one resource (an upload, a catalog record) across
+//! origin instances.
 //!
 //! `SET key token NX PX ttl` takes it; a background task extends it while the holder works;
 //! dropping the guard releases it (only if it still holds our token, checked in a Lua script
@@ -70,6 +71,27 @@ impl Lease {
 }
 
 impl Lease {
+    /// Takes the lease on `key`, waiting (polling every 10–50 ms) up to `max_wait` while someone
+    /// else holds it; `Ok(None)` if it is still held then.
+    pub(crate) async fn acquire(
+        redis: &ConnectionManager,
+        key: String,
+        max_wait: Duration,
+    ) -> redis::RedisResult<Option<Lease>> {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let mut pause = Duration::from_millis(10);
+        loop {
+            if let Some(lease) = Self::try_acquire(redis, key.clone()).await? {
+                return Ok(Some(lease));
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
+
     /// Releases the lease now, so the next request of the same client finds it free.
     pub(crate) async fn release(mut self) {
         self.keeper.abort();

@@ -29,9 +29,23 @@ pub(crate) async fn issue(redis: &ConnectionManager, ttl: Duration) -> AppResult
     Ok(nonce)
 }
 
+/// Whether a nonce is live (issued, unexpired, unused), without consuming it: a cheap check
+/// before work that costs more than a Redis read (contract-wallet RPC calls).
+pub(crate) async fn is_live(redis: &ConnectionManager, nonce: &str) -> AppResult<bool> {
+    if !well_formed(nonce) {
+        return Ok(false);
+    }
+    let mut con = redis.clone();
+    Ok(con.exists(key(nonce)).await?)
+}
+
+fn well_formed(nonce: &str) -> bool {
+    nonce.len() == LEN && nonce.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 /// Consumes a nonce: true the first time for a live nonce, false ever after (or if unknown).
 pub(crate) async fn consume(redis: &ConnectionManager, nonce: &str) -> AppResult<bool> {
-    if nonce.len() != LEN || !nonce.bytes().all(|b| b.is_ascii_alphanumeric()) {
+    if !well_formed(nonce) {
         return Ok(false);
     }
     let mut con = redis.clone();

@@ -1,10 +1,18 @@
 //! ffprobe on a finished upload, read straight from S3 through a presigned URL (only the
 //! container header is fetched, not the whole file).
+//!
+//! The upload is the attacker's input: ffprobe may only use the video demuxers of
+//! [`FFMPEG_FORMATS`] and only the protocols the presigned read needs (`http,tcp` or
+//! `https,tls,tcp`), so an uploaded playlist or list cannot make origin fetch other URLs or
+//! read local files: it fails with a reason instead.
 
 use std::{process::Stdio, time::Duration};
 
 use serde::Deserialize;
-use streamgate_config::ProbeConfig;
+use streamgate_config::{
+    ProbeConfig,
+    contract::{FFMPEG_FORMATS, refused_format, unaccepted_format},
+};
 use tokio::process::Command;
 
 /// What the probe found.
@@ -57,10 +65,19 @@ struct Format {
 /// Runs ffprobe on `url`. `Err` means the probe itself could not run (a transient failure
 /// worth retrying), not that the file is bad.
 pub(crate) async fn probe(cfg: &ProbeConfig, url: &str) -> Result<Probe, String> {
+    let protocols = if url.starts_with("https://") {
+        "https,tls,tcp"
+    } else {
+        "http,tcp"
+    };
     let child = Command::new(&cfg.ffprobe)
         .args([
             "-v",
             "error",
+            "-protocol_whitelist",
+            protocols,
+            "-format_whitelist",
+            FFMPEG_FORMATS,
             "-print_format",
             "json",
             "-show_streams",
@@ -100,6 +117,9 @@ fn classify_failure(stderr: &str) -> Result<Probe, String> {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("")
         .trim();
+    if let Some(demuxer) = refused_format(stderr) {
+        return Ok(Probe::Rejected(unaccepted_format(demuxer)));
+    }
     if TRANSIENT.iter().any(|t| stderr.contains(t)) {
         return Err(format!("ffprobe could not read the upload: {line}"));
     }
@@ -186,6 +206,15 @@ mod tests {
         assert!(matches!(interpret(j), Probe::Rejected(r) if r.contains("still image")));
         let j = br#"{"streams":[{"codec_type":"video","width":10,"height":10,"disposition":{"attached_pic":1}}],"format":{}}"#;
         assert!(matches!(interpret(j), Probe::Rejected(_)));
+    }
+
+    #[test]
+    fn playlists_are_rejected_with_a_reason() {
+        let r = classify_failure(
+            "[hls @ 0x55] Format not on whitelist 'mov,matroska'\nhttp://s3/x: Invalid argument\n",
+        )
+        .unwrap();
+        assert!(matches!(r, Probe::Rejected(m) if m.contains("hls input is not accepted")));
     }
 
     #[test]

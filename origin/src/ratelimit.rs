@@ -1,5 +1,10 @@
-//! Per-client fixed-window rate limits in Redis (`INCR` + `EXPIRE` on `sg:rl:{name}:{ip}:{minute}`),
-//! shared by every origin instance. Used on sign-in, where guessing and nonce flooding happen.
+//! Per-client fixed-window rate limits in Redis (`INCR` + `EXPIRE` on
+//! `sg:rl:{name}:{client}:{minute}`), shared by every origin instance. Used on sign-in, where
+//! guessing and nonce flooding happen.
+//!
+//! The client is the TCP peer unless a trusted proxy names it (`server.trusted-proxies`, see
+//! [`crate::client_ip`]), and an IPv6 client counts as its whole /64: a subscriber rotating
+//! addresses inside their prefix stays one client (and cannot fill Redis with keys).
 
 use std::net::IpAddr;
 
@@ -15,7 +20,8 @@ pub(crate) async fn check(
     per_minute: u32,
 ) -> AppResult<()> {
     let minute = crate::now_ms() / 60_000;
-    let key = format!("sg:rl:{name}:{ip}:{minute}");
+    let client = streamgate_config::net::rate_limit_key(ip);
+    let key = format!("sg:rl:{name}:{client}:{minute}");
     let mut con = redis.clone();
     let (count,): (u64,) = redis::pipe()
         .atomic()

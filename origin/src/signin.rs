@@ -16,7 +16,7 @@ use std::{net::SocketAddr, time::Duration};
 use axum::{
     Json,
     extract::{ConnectInfo, FromRequestParts, State},
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use redis::AsyncCommands;
@@ -115,12 +115,13 @@ fn rfc3339(unix: i64) -> String {
 pub(crate) async fn issue_nonce(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> AppResult<Json<serde_json::Value>> {
     let auth = &app.auth;
     ratelimit::check(
         &app.redis,
         "nonce",
-        peer.ip(),
+        crate::client_ip(&app, peer, &headers),
         auth.cfg.rate_limit.nonces_per_minute,
     )
     .await?;
@@ -159,11 +160,16 @@ type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
 
 /// What both sign-in endpoints do first: count the attempt against the client's rate limit,
 /// then accept the JSON body (400 with serde's reason otherwise).
-async fn admit<T>(app: &AppState, peer: SocketAddr, body: JsonBody<T>) -> AppResult<T> {
+async fn admit<T>(
+    app: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+    body: JsonBody<T>,
+) -> AppResult<T> {
     ratelimit::check(
         &app.redis,
         "sign_in",
-        peer.ip(),
+        crate::client_ip(app, peer, headers),
         app.auth.cfg.rate_limit.sign_ins_per_minute,
     )
     .await?;
@@ -175,9 +181,10 @@ async fn admit<T>(app: &AppState, peer: SocketAddr, body: JsonBody<T>) -> AppRes
 pub(crate) async fn siwe(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonBody<SiweBody>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let b = admit(&app, peer, body).await?;
+    let b = admit(&app, peer, &headers, body).await?;
     let auth = &app.auth;
     let now = now();
     match verify_siwe(&b.message, &b.signature, &auth.rules, now) {
@@ -185,10 +192,15 @@ pub(crate) async fn siwe(
         // Not the address's EOA signature: the address may be a contract wallet, which only
         // the chain can answer for (EIP-1271/6492, see `contract_wallet`).
         Err(e) if e.may_be_contract_wallet() => {
-            let verified = auth
-                .contract_wallets
-                .sign_in(&auth.rules, &b.message, &b.signature, e, now)
-                .await?;
+            let check =
+                streamgate_auth::prepare_contract_check(&b.message, &b.signature, &auth.rules, now)
+                    .map_err(|e| refused("siwe", &e))?;
+            // RPC calls cost; a message whose nonce is dead could never sign in anyway, so it
+            // costs one Redis read here, not a round of calls (the nonce is consumed later).
+            if !nonce::is_live(&app.redis, check.nonce()).await? {
+                return Err(bad_nonce("siwe_1271"));
+            }
+            let verified = auth.contract_wallets.sign_in(check, &b.message, e).await?;
             finish("siwe_1271", &app, verified).await
         }
         Err(e) => Err(refused("siwe", &e)),
@@ -199,13 +211,26 @@ pub(crate) async fn siwe(
 pub(crate) async fn siws(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: JsonBody<SiwsBody>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let b = admit(&app, peer, body).await?;
+    let b = admit(&app, peer, &headers, body).await?;
     let auth = &app.auth;
     let verified = verify_siws(&b.message, &b.signature, &b.public_key, &auth.rules, now())
         .map_err(|e| refused("siws", &e))?;
     finish("siws", &app, verified).await
+}
+
+/// Counts a refusal of `method` for a dead nonce and turns it into its 401.
+fn bad_nonce(method: &'static str) -> AppError {
+    METRICS
+        .sign_ins
+        .with_label_values(&[method, "bad_nonce"])
+        .inc();
+    AppError::Unauthorized(
+        "bad_nonce",
+        "nonce unknown, expired or already used; ask for a new one".into(),
+    )
 }
 
 /// Consumes the nonce (last, after every check that changes nothing) and issues the session,
@@ -216,14 +241,7 @@ async fn finish(
     v: VerifiedSignIn,
 ) -> AppResult<Json<serde_json::Value>> {
     if !nonce::consume(&app.redis, &v.nonce).await? {
-        METRICS
-            .sign_ins
-            .with_label_values(&[method, "bad_nonce"])
-            .inc();
-        return Err(AppError::Unauthorized(
-            "bad_nonce",
-            "nonce unknown, expired or already used; ask for a new one".into(),
-        ));
+        return Err(bad_nonce(method));
     }
     let now = now();
     let mut ttl = app.auth.cfg.session_ttl;
@@ -294,23 +312,48 @@ impl FromRequestParts<AppState> for Authed {
                     "sign in first: Authorization: Bearer <session token>".into(),
                 )
             })?;
-        let token = raw
-            .strip_prefix("Bearer ")
-            .or_else(|| raw.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(|| {
-                AppError::Unauthorized("no_session", "Authorization must be a Bearer token".into())
-            })?;
-        let claims = app
-            .auth
-            .verifier
-            .verify(token, now())
-            .map_err(|e: SessionError| AppError::Unauthorized(e.code(), e.to_string()))?;
-        let mut con = app.redis.clone();
-        let revoked: bool = con.exists(revoked_session_key(&claims.jti)).await?;
-        if revoked {
-            return Err(AppError::Unauthorized("revoked", "session revoked".into()));
-        }
-        Ok(Authed(claims))
+        session(app, raw).await.map(Authed)
     }
+}
+
+/// A request that may carry a session: `None` without an `Authorization` header; a header that
+/// is there but refused is a 401, never silently anonymous.
+pub(crate) struct MaybeAuthed(pub(crate) Option<SessionClaims>);
+
+impl FromRequestParts<AppState> for MaybeAuthed {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, AppError> {
+        match parts.headers.get(header::AUTHORIZATION) {
+            None => Ok(MaybeAuthed(None)),
+            Some(v) => {
+                let raw = v.to_str().map_err(|_| {
+                    AppError::Unauthorized("no_session", "Authorization is not ASCII".into())
+                })?;
+                session(app, raw).await.map(|c| MaybeAuthed(Some(c)))
+            }
+        }
+    }
+}
+
+/// Verifies an `Authorization` value (`Bearer <jwt>`) and that the session is not revoked.
+async fn session(app: &AppState, raw: &str) -> Result<SessionClaims, AppError> {
+    let token = raw
+        .strip_prefix("Bearer ")
+        .or_else(|| raw.strip_prefix("bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            AppError::Unauthorized("no_session", "Authorization must be a Bearer token".into())
+        })?;
+    let claims = app
+        .auth
+        .verifier
+        .verify(token, now())
+        .map_err(|e: SessionError| AppError::Unauthorized(e.code(), e.to_string()))?;
+    let mut con = app.redis.clone();
+    let revoked: bool = con.exists(revoked_session_key(&claims.jti)).await?;
+    if revoked {
+        return Err(AppError::Unauthorized("revoked", "session revoked".into()));
+    }
+    Ok(claims)
 }

@@ -251,6 +251,9 @@ pub(crate) async fn patch(
     }
     let offset = u64_header(&headers, "Upload-Offset")?
         .ok_or_else(|| AppError::BadRequest("Upload-Offset: required".into()))?;
+    // Ownership before the lease: someone else's request must not hold the owner's upload
+    // at 423 (it gets the same 404 as an unknown id). The state is read again under the lease.
+    load(&app, &id, &who).await?;
     let lease = app.uploads.lease(&id).await?;
     let written = match load(&app, &id, &who).await {
         Ok(st) => write(&app, st, offset, &headers, body).await,
@@ -296,6 +299,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
 ) -> AppResult<Response> {
     check_version(&headers)?;
+    load(&app, &id, &who).await?; // ownership before the lease, as in PATCH
     let lease = app.uploads.lease(&id).await?;
     let terminated = match load(&app, &id, &who).await {
         Ok(st) => app.uploads.terminate(&st).await.map(|()| st),

@@ -190,7 +190,7 @@ async fn l2_survives_restarts_and_outages_degrade_to_the_next_tier() {
 
     // A private Redis as this region's L2, and a forwarder standing in for the path to origin.
     let (mut redis, redis_port) = utils::private_redis();
-    let mut fwd = Forwarder::start(st.origin.trim_start_matches("http://")).await;
+    let mut fwd = Forwarder::start(&st.origin_internal_addr()).await;
     let conf = format!("[entitlements]\n[cache]\nredis-url = \"redis://127.0.0.1:{redis_port}\"\n");
     let origin = format!("127.0.0.1:{}", fwd.port);
 
@@ -232,7 +232,7 @@ async fn l2_survives_restarts_and_outages_degrade_to_the_next_tier() {
     // Redis dies: L1 still serves cached objects, and with origin back, misses go to origin.
     redis.0.kill().unwrap();
     redis.0.wait().unwrap();
-    let fwd2 = Forwarder::start(st.origin.trim_start_matches("http://")).await;
+    let fwd2 = Forwarder::start(&st.origin_internal_addr()).await;
     let b = PrivateEdge::start_with_origin(&st, &format!("127.0.0.1:{}", fwd2.port), &conf).await;
     let token_b = b.mint(&st, &id);
     let r = a.get(&st, &path, &[]).await;

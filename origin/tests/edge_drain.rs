@@ -39,8 +39,12 @@ async fn sigterm_drains_in_flight_responses() {
     let st = Stack::load().await;
     let body = "a slow segment body";
     let port = slow_origin(Duration::from_millis(800), body).await;
-    let mut edge =
-        PrivateEdge::start_with_origin(&st, &format!("127.0.0.1:{port}"), "[entitlements]\n").await;
+    let mut edge = PrivateEdge::start_with_origin(
+        &st,
+        &format!("127.0.0.1:{port}"),
+        "[entitlements]\nstandalone = true\n",
+    )
+    .await;
     let token = edge.mint(&st, "drain1");
     let url = format!("{}/p/{token}/drain1/360p/seg-00001.m4s", edge.url);
 

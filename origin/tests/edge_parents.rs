@@ -24,10 +24,10 @@ async fn children_share_a_parent_and_fall_back_to_origin() {
         st.wait_done(&id, Duration::from_secs(120)).await["status"],
         "ready"
     );
-    let origin = st.origin.trim_start_matches("http://").to_owned();
-    let parent = PrivateEdge::start(&st, "[entitlements]\n").await;
+    let origin = st.origin_internal_addr();
+    let parent = PrivateEdge::start(&st, "[entitlements]\nstandalone = true\n").await;
     let parent_addr = parent.url.trim_start_matches("http://").to_owned();
-    let child_conf = "[entitlements]\n";
+    let child_conf = "[entitlements]\nstandalone = true\n";
     let with_parents = |parents: &str| format!("origin = \"{origin}\"\nparents = [{parents}]");
     let a = PrivateEdge::start_with_upstream(
         &st,

@@ -97,7 +97,7 @@ async fn an_spl_holder_on_solana_gets_a_grant() {
     let edge = PrivateEdge::start(
         &st,
         &format!(
-            "[entitlements]\nttl-allow = \"5s\"\n[entitlements.solana-rpc]\nlocalnet = [\"{rpc}\"]"
+            "[entitlements]\nttl-allow = \"5s\"\nstandalone = true\n[entitlements.solana-rpc]\nlocalnet = [\"{rpc}\"]"
         ),
     )
     .await;

@@ -192,8 +192,7 @@ async fn check_package(
     let rel = seg_url.split(&format!("/{id}/")).nth(1).unwrap();
     let via_edge = get_ok(st, seg_url).await;
     let r = st
-        .http
-        .get(format!("{}/v/{id}/{rel}", st.origin))
+        .internal_get(&format!("/v/{id}/{rel}"))
         .send()
         .await
         .unwrap();
@@ -206,8 +205,7 @@ async fn check_package(
     let via_origin = r.bytes().await.unwrap();
     assert_eq!(via_edge, via_origin);
     let r = st
-        .http
-        .get(format!("{}/v/{id}/{rel}", st.origin))
+        .internal_get(&format!("/v/{id}/{rel}"))
         .header("range", "bytes=10-109")
         .send()
         .await
@@ -219,8 +217,7 @@ async fn check_package(
     );
     assert_eq!(r.bytes().await.unwrap(), via_origin.slice(10..110));
     let r = st
-        .http
-        .get(format!("{}/v/{id}/{rel}", st.origin))
+        .internal_get(&format!("/v/{id}/{rel}"))
         .header("if-none-match", &etag)
         .send()
         .await

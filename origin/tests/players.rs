@@ -10,13 +10,16 @@ use std::{process::Command, time::Duration};
 use serde_json::Value;
 use utils::{Stack, Wallet, grant, make_clip};
 
-/// Runs the player check; (exit success, its JSON report).
-fn play(args: &[&str]) -> (bool, Value) {
+/// Runs the player check, its page served from the stack's `PLAYER_PAGE_PORT` (the one page
+/// origin the stack edge's CORS list names, besides `http://player.example`); (exit success,
+/// its JSON report). The one test of this binary runs the players one after another.
+fn play(st: &Stack, args: &[&str]) -> (bool, Value) {
     let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
         .join("../scripts/players/play.mjs");
     let out = Command::new("node")
         .arg(script)
         .args(args)
+        .args(["--page-port", &st.env_value("PLAYER_PAGE_PORT")])
         .output()
         .expect("node scripts/players/play.mjs (run make setup)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -44,7 +47,7 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
 
     for (kind, url) in [("hls", &body["hls"]), ("dash", &body["dash"])] {
         let url = format!("{}{}", st.edge, url.as_str().unwrap());
-        let (ok, report) = play(&["--kind", kind, "--url", &url, "--seconds", "4"]);
+        let (ok, report) = play(&st, &["--kind", kind, "--url", &url, "--seconds", "4"]);
         assert!(ok, "{kind}: {report}");
         assert_eq!(report["played"], true, "{report}");
         assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
@@ -62,7 +65,7 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
     let flip = if bad.ends_with('A') { "B" } else { "A" };
     bad.replace_range(bad.len() - 1.., flip);
     let url = format!("{}/p/{bad}/{id}/master.m3u8", st.edge);
-    let (ok, report) = play(&["--kind", "hls", "--url", &url, "--seconds", "2"]);
+    let (ok, report) = play(&st, &["--kind", "hls", "--url", &url, "--seconds", "2"]);
     assert!(!ok, "{report}");
     assert_eq!(report["played"], false, "{report}");
     assert!(
@@ -78,16 +81,19 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
     // the playback cookie and redirects to token-free /c/ URLs.
     let url = format!("{}/v1/playback/{id}?mode=cookie&redirect=hls", st.edge);
     let cookie = format!("sg_session={viewer}");
-    let (ok, report) = play(&[
-        "--kind",
-        "hls",
-        "--url",
-        &url,
-        "--seconds",
-        "4",
-        "--cookie",
-        &cookie,
-    ]);
+    let (ok, report) = play(
+        &st,
+        &[
+            "--kind",
+            "hls",
+            "--url",
+            &url,
+            "--seconds",
+            "4",
+            "--cookie",
+            &cookie,
+        ],
+    );
     assert!(ok, "cookie mode: {report}");
     assert!(!report.to_string().contains(&viewer), "session leaked");
 }

@@ -274,8 +274,7 @@ async fn content_api_validates_input() {
         .unwrap();
     assert_eq!(r.status(), 404);
     let r = st
-        .http
-        .get(format!("{}/v/x/../../etc/passwd", st.origin))
+        .internal_get("/v/x/../../etc/passwd")
         .send()
         .await
         .unwrap();
@@ -296,10 +295,9 @@ async fn content_api_validates_input() {
         assert!(rec.get(k).is_some(), "record lacks {k}: {rec}");
     }
     assert_eq!(rec["status"], "awaiting_upload");
-    // packaged files of a content that is not ready are not served
+    // packaged files of a content that is not ready are not served, even to edges
     let r = st
-        .http
-        .get(format!("{}/v/{id}/master.m3u8", st.origin))
+        .internal_get(&format!("/v/{id}/master.m3u8"))
         .send()
         .await
         .unwrap();

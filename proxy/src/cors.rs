@@ -1,7 +1,8 @@
 //! CORS for browser players on other origins (`[cors]`), and the cookie that carries the
 //! playback token for players that cannot put it in the path.
 //!
-//! - A request with an `Origin` in `cors.allowed-origins` (or any, with `"*"`) gets
+//! - A request with an `Origin` in `cors.allowed-origins` (or any, with `"*"` and no
+//!   credentials: the config loader refuses `*` with `allow-credentials`) gets
 //!   `Access-Control-Allow-Origin` on every answer — objects, grants and refusals alike, so a
 //!   player sees a 403 as a 403 and not as a network error — plus `Vary: Origin` when the
 //!   origin is echoed, `Access-Control-Allow-Credentials: true` with `allow-credentials` (the
@@ -44,7 +45,9 @@ pub(crate) type CorsHeaders = Vec<(HeaderName, String)>;
 impl Cors {
     pub(crate) fn from_conf(c: &CorsSection) -> Self {
         Self {
-            any: c.allowed_origins.iter().any(|o| o == "*"),
+            // `*` never admits credentialed requests (the config loader refuses the pair; this
+            // keeps it closed should a config ever be built another way).
+            any: !c.allow_credentials && c.allowed_origins.iter().any(|o| o == "*"),
             origins: c.allowed_origins.clone(),
             credentials: c.allow_credentials,
             max_age: c.max_age.as_secs().to_string(),
@@ -155,8 +158,8 @@ mod tests {
     }
 
     #[test]
-    fn credentials_echo_the_origin_never_star() {
-        let h = cors(&["*"], true).headers(&req(Some("http://a.example")));
+    fn credentials_echo_a_listed_origin_never_star() {
+        let h = cors(&["http://a.example"], true).headers(&req(Some("http://a.example")));
         assert_eq!(
             get(&h, header::ACCESS_CONTROL_ALLOW_ORIGIN),
             Some("http://a.example")
@@ -165,6 +168,16 @@ mod tests {
         assert_eq!(
             get(&h, header::ACCESS_CONTROL_ALLOW_CREDENTIALS),
             Some("true")
+        );
+    }
+
+    #[test]
+    fn star_with_credentials_admits_nobody() {
+        // Refused at config load; should such a policy exist anyway, it fails closed.
+        assert!(
+            cors(&["*"], true)
+                .headers(&req(Some("http://evil.example")))
+                .is_empty()
         );
     }
 

@@ -31,7 +31,9 @@ use pingora::{
     upstreams::peer::HttpPeer,
 };
 use streamgate_auth::TokenError;
-use streamgate_config::contract::is_valid_content_id;
+use streamgate_config::contract::{
+    CLIENT_IP_HEADER, EDGE_KEY_HEADER, MEDIA_PREFIX, is_valid_content_id,
+};
 use tracing::{Instrument, Span, debug, error, info_span, warn};
 
 use crate::{
@@ -66,9 +68,14 @@ enum Decision {
     MethodNotAllowed(&'static str),
     BadPath(PathError),
     Forbidden(TokenError),
-    /// Token accepted: the object, its kind, the token's subject hash and (with parents) the
-    /// tokenized path a parent is asked for.
-    Proxy(ObjectRef, ObjectKind, [u8; 8], Option<String>),
+    /// Token accepted: the object, its kind, and the token (its subject hash and whether a
+    /// grant minted it, for playlist re-checks).
+    Proxy(ObjectRef, ObjectKind, streamgate_auth::Verified),
+    /// A child edge's `/v/{id}/{path}` with a valid edge key: served from this edge's cache
+    /// tiers as stored (no token, no re-check, no manifest rewrite: the child does those).
+    Child(ObjectRef, ObjectKind),
+    /// `/v/…` without a valid edge key.
+    NoEdgeKey,
     /// The grant endpoint: content id, `?redirect=`, `?mode=cookie`.
     Grant(String, Option<&'static str>, bool),
 }
@@ -94,8 +101,8 @@ pub(crate) struct EdgeCtx {
     prefix: Option<String>,
     /// The rewriter of a manifest response being sent.
     rewriter: Option<ManifestRewriter>,
-    /// `/p/{token}/{id}/{path}` for a parent edge (only with parents configured).
-    parent_path: Option<String>,
+    /// The viewer's address, sent to a parent edge with the request (`x-streamgate-client-ip`).
+    client_ip: Option<std::net::IpAddr>,
     /// First rewrite of a manifest version: (key, input, output), compared at the end to learn
     /// whether the manifest has anything to rewrite.
     clean_probe: Option<(String, Vec<u8>, Vec<u8>)>,
@@ -118,6 +125,8 @@ pub(crate) struct Edge {
     cache: Option<Arc<EdgeCache>>,
     /// CORS policy.
     cors: Cors,
+    /// Keys child edges present on `/v/…` (`server.edge-keys`); empty: no `/v/` route.
+    child_keys: streamgate_auth::EdgeKeys,
     /// Manifest versions (`{id}/{path}` + ETag) known to hold no absolute URI of their content:
     /// served as they are, with their `Content-Length`, no rewriter.
     clean_manifests: moka::sync::Cache<String, bool>,
@@ -137,6 +146,7 @@ impl Edge {
     ) -> Self {
         Self {
             cors,
+            child_keys: streamgate_auth::EdgeKeys::default(),
             clean_manifests: moka::sync::Cache::new(100_000),
             tokens,
             origin,
@@ -146,6 +156,12 @@ impl Edge {
             cache,
             next_request_id: AtomicU64::new(1),
         }
+    }
+
+    /// Serves child edges presenting one of `keys` at `/v/{id}/{path}` (`server.edge-keys`).
+    pub(crate) fn accepting_children(mut self, keys: streamgate_auth::EdgeKeys) -> Self {
+        self.child_keys = keys;
+        self
     }
 
     fn decide(&self, session: &Session) -> Decision {
@@ -194,6 +210,20 @@ impl Edge {
                     Some(Ok(g)) => self.gate(session, &g),
                 }
             }
+            p if p.starts_with(MEDIA_PREFIX) && !self.child_keys.is_empty() => {
+                let key = req
+                    .headers
+                    .get(EDGE_KEY_HEADER)
+                    .map(|v| v.as_bytes())
+                    .unwrap_or_default();
+                match GatedPath::parse_media(p) {
+                    None => Decision::NotFound,
+                    Some(_) if !read_only => Decision::MethodNotAllowed(HEALTH_ALLOW),
+                    Some(_) if !self.child_keys.accepts(key) => Decision::NoEdgeKey,
+                    Some(Err(e)) => Decision::BadPath(e),
+                    Some(Ok(g)) => Decision::Child(ObjectRef::from_gated(&g), g.kind()),
+                }
+            }
             _ => match GatedPath::parse(path) {
                 None => Decision::NotFound,
                 Some(_) if req.method == Method::OPTIONS => Decision::Preflight,
@@ -216,16 +246,7 @@ impl Edge {
                     subject = %hex::encode(v.subject_hash),
                     "token accepted"
                 );
-                let parent_path = self
-                    .origin
-                    .parents()
-                    .map(|_| format!("/p/{}/{}/{}", g.token, g.content_id, g.path));
-                Decision::Proxy(
-                    ObjectRef::from_gated(g),
-                    g.kind(),
-                    v.subject_hash,
-                    parent_path,
-                )
+                Decision::Proxy(ObjectRef::from_gated(g), g.kind(), v)
             }
             Err(e) => {
                 debug!(
@@ -277,7 +298,7 @@ impl Edge {
             .await
         {
             Ok(g) => {
-                self.metrics.grant(grant::tier_label(g.tier));
+                self.metrics.grant(grant::basis_label(g.basis));
                 let body = if cookie_mode {
                     grant::GrantBody::cookie(content_id, &g.minted)
                 } else {
@@ -334,7 +355,7 @@ impl ProxyHttp for Edge {
             cors: Vec::new(),
             prefix: None,
             rewriter: None,
-            parent_path: None,
+            client_ip: None,
             clean_probe: None,
             via_parent: false,
             parent_failed: false,
@@ -353,6 +374,7 @@ impl ProxyHttp for Edge {
                 "object"
             }
             p if p.starts_with(GRANT_PREFIX) => "grant",
+            p if p.starts_with(MEDIA_PREFIX) => "child",
             _ => "other",
         };
         ctx.span = info_span!(
@@ -405,8 +427,30 @@ impl ProxyHttp for Edge {
                 let body = ErrorBody::new("forbidden", &message).with_reason(e.code());
                 reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
             }
-            Decision::Proxy(object, kind, subject_hash, parent_path) => {
-                ctx.parent_path = parent_path;
+            Decision::Child(object, kind) => {
+                ctx.client_ip = session
+                    .req_header()
+                    .headers
+                    .get(CLIENT_IP_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok());
+                ctx.kind = kind;
+                ctx.object = Some(object);
+                return Ok(false);
+            }
+            Decision::NoEdgeKey => {
+                self.metrics.bad_request("edge_key");
+                let body = ErrorBody::new(
+                    "forbidden",
+                    "this route serves child edges only: present a valid x-streamgate-edge-key",
+                );
+                reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
+            }
+            Decision::Proxy(object, kind, token) => {
+                ctx.client_ip = session
+                    .client_addr()
+                    .and_then(|a| a.as_inet())
+                    .map(|a| a.ip());
                 // Playlists re-check the viewer's entitlement (cached): a viewer who sold the
                 // NFT loses the stream within the cache TTL even with a live token. Segments
                 // rely on the token alone.
@@ -415,7 +459,7 @@ impl ProxyHttp for Edge {
                 {
                     let now = unix_now();
                     let recheck = grants
-                        .recheck(object.content_id(), &subject_hash, now)
+                        .recheck(object.content_id(), &token, now)
                         .instrument(ctx.span.clone())
                         .await;
                     if let Err(e) = recheck {
@@ -547,10 +591,10 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         match &ctx.object {
-            Some(_) if ctx.via_parent => {
+            Some(object) if ctx.via_parent => {
                 self.metrics.origin_fetch();
-                let path = ctx.parent_path.as_deref().unwrap_or("/");
-                upstream_mod::rewrite_for_parent(upstream_request, path)
+                self.origin
+                    .rewrite_for_parent(upstream_request, object, ctx.client_ip)
             }
             Some(object) => {
                 self.metrics.origin_fetch();

@@ -5,6 +5,8 @@
 //! ```text
 //! Bearer / cookie ─► RemoteVerifier (JWKS, no I/O per request) ─► 401
 //!                 ─► policy: origin GET /v1/contents/{id} (moka, policy-ttl) ─► 404
+//!                 ─► owner? yes ─► allowed (decided here, never cached: the verdict cache is
+//!                    shared by every content with the same policy)
 //!                 ─► EntitlementCache (L1 moka → L2 Redis → evaluate over the chains) ─► 403 / 503
 //!                 ─► mint /p/{token}/{id}/… ─► 200 {"hls","dash","token","expires_at"} or 302
 //! ```
@@ -19,7 +21,7 @@ use streamgate_auth::{
     JwksFuture, JwksSource, RemoteVerifier, SessionError,
     entitlement::{
         AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
-        SolanaChain, SolanaClusters, SolanaReader, SolanaRpcReader, Tier, evaluate,
+        SolanaChain, SolanaClusters, SolanaReader, SolanaRpcReader, Tier, evaluate, is_owner,
     },
 };
 use streamgate_config::{EntitlementsConfig, SessionSection};
@@ -71,11 +73,20 @@ impl GrantError {
     }
 }
 
+/// How an entitlement was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Basis {
+    /// The viewer owns the content: decided from the content record, outside every cache.
+    Owner,
+    /// The policy, through the entitlement cache (which tier answered).
+    Policy(Tier),
+}
+
 /// A granted playback.
 #[derive(Debug, Clone)]
 pub(crate) struct Granted {
     pub(crate) minted: Minted,
-    pub(crate) tier: Tier,
+    pub(crate) basis: Basis,
 }
 
 /// What origin says about a content (the part of `GET /v1/contents/{id}` a grant needs).
@@ -123,6 +134,8 @@ pub(crate) struct Grants {
     verifier: OnceCell<RemoteVerifier<HttpJwks>>,
     http: reqwest::Client,
     origin_base: String,
+    /// Presented to origin's internal listener with every content lookup.
+    edge_key: Option<streamgate_config::Secret>,
     policies: Cache<String, Arc<ContentPolicy>>,
     /// The entitlement cache and the chain reader, built on first use: their connections
     /// must be made inside the worker runtime, which does not exist yet at start-up.
@@ -172,6 +185,7 @@ impl Grants {
         session: &SessionSection,
         ent: &EntitlementsConfig,
         origin_base: String,
+        edge_key: Option<streamgate_config::Secret>,
         tokens: Arc<TokenPolicy>,
         metrics: Arc<EdgeMetrics>,
     ) -> Result<Self, String> {
@@ -222,6 +236,7 @@ impl Grants {
             verifier: OnceCell::new(),
             http,
             origin_base,
+            edge_key,
             policies: Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(ent.policy_ttl)
@@ -352,9 +367,11 @@ impl Grants {
             return Ok(p);
         }
         let url = format!("{}/v1/contents/{id}", self.origin_base);
-        let r = self
-            .http
-            .get(&url)
+        let mut req = self.http.get(&url);
+        if let Some(key) = &self.edge_key {
+            req = req.header(streamgate_config::contract::EDGE_KEY_HEADER, key.expose());
+        }
+        let r = req
             .send()
             .await
             .map_err(|e| GrantError::Origin(e.to_string()))?;
@@ -382,13 +399,19 @@ impl Grants {
         Ok(cp)
     }
 
-    /// The cached entitlement verdict of `subject` for `content`.
+    /// Whether `subject` may watch `content`: the owner always may (decided here, from the
+    /// content record: the verdict cache below is keyed by (subject, policy hash) and shared
+    /// by every content with that policy, so an owner's right must never enter it); anyone
+    /// else by the policy, through the entitlement cache.
     async fn entitled(
         &self,
         content: &Arc<ContentPolicy>,
         subject: &str,
         now: i64,
-    ) -> Result<streamgate_auth::entitlement::Cached, GrantError> {
+    ) -> Result<Basis, GrantError> {
+        if is_owner(subject, content.owner.as_deref()) {
+            return Ok(Basis::Owner);
+        }
         let checker = self.checker().await?;
         let check = {
             let (content, evm) = (content.clone(), checker.evm.clone());
@@ -396,22 +419,21 @@ impl Grants {
             let (subject, metrics) = (subject.to_owned(), self.metrics.clone());
             async move {
                 metrics.entitlement_check();
-                evaluate(
-                    &content.policy,
-                    &subject,
-                    content.owner.as_deref(),
-                    evm.as_ref(),
-                    solana.as_deref(),
-                )
-                .await
-                .map(|d| (d.allowed, d.reason))
+                evaluate(&content.policy, &subject, evm.as_ref(), solana.as_deref())
+                    .await
+                    .map(|d| (d.allowed, d.reason))
             }
         };
-        checker
+        let cached = checker
             .cache
             .decide(subject, &content.hash, now, check)
             .await
-            .map_err(|e| GrantError::Undecidable(e.0))
+            .map_err(|e| GrantError::Undecidable(e.0))?;
+        if cached.verdict.allowed {
+            Ok(Basis::Policy(cached.tier))
+        } else {
+            Err(GrantError::NotEntitled(cached.verdict.reason))
+        }
     }
 
     async fn remember_subject(&self, subject: &str) {
@@ -430,38 +452,46 @@ impl Grants {
         }
     }
 
-    async fn subject_of(&self, hash: &[u8; 8]) -> Option<String> {
+    /// The subject behind a token's subject hash: this edge's memory, else the shared Redis.
+    /// `Ok(None)`: nobody recorded it; `Err`: Redis could not be asked (fail closed).
+    async fn subject_of(&self, hash: &[u8; 8]) -> Result<Option<String>, GrantError> {
         if let Some(s) = self.subjects.get(hash).await {
-            return Some(s);
+            return Ok(Some(s));
         }
-        let mut con = self.checker().await.ok()?.l2.clone()?;
+        let Some(mut con) = self.checker().await?.l2.clone() else {
+            return Ok(None);
+        };
         let key = format!("sg:subj:{}", hex::encode(hash));
-        let s: Option<String> = redis::AsyncCommands::get(&mut con, key).await.ok()?;
+        let s: Option<String> = redis::AsyncCommands::get(&mut con, key)
+            .await
+            .map_err(|e| GrantError::Undecidable(format!("viewer record unreadable: {e}")))?;
         if let Some(s) = &s {
             self.subjects.insert(*hash, s.clone()).await;
         }
-        s
+        Ok(s)
     }
 
     /// Re-checks, for a playlist request with a valid token, that the token's viewer is still
-    /// entitled (cached). Tokens not minted by a grant (operator `token mint`) pass: they were
-    /// never bound to an entitlement.
+    /// entitled (cached). Fails closed: a grant token whose viewer cannot be found is refused
+    /// (403 `not_entitled`: ask for a new grant), and one whose record cannot be read (Redis
+    /// down) gets 503. Operator tokens (`token mint`) were never bound to an entitlement and
+    /// are not re-checked.
     pub(crate) async fn recheck(
         &self,
         content_id: &str,
-        subject_hash: &[u8; 8],
+        token: &streamgate_auth::Verified,
         now: i64,
     ) -> Result<(), GrantError> {
-        let Some(subject) = self.subject_of(subject_hash).await else {
+        if !token.entitlement_bound {
             return Ok(());
+        }
+        let Some(subject) = self.subject_of(&token.subject_hash).await? else {
+            return Err(GrantError::NotEntitled(
+                "this playback grant's viewer is unknown here; ask for a new grant".into(),
+            ));
         };
         let content = self.content(content_id).await?;
-        let cached = self.entitled(&content, &subject, now).await?;
-        if cached.verdict.allowed {
-            Ok(())
-        } else {
-            Err(GrantError::NotEntitled(cached.verdict.reason))
-        }
+        self.entitled(&content, &subject, now).await.map(drop)
     }
 
     /// Grants playback of `content_id` to the holder of `session_token`, or says why not.
@@ -481,10 +511,7 @@ impl Grants {
             .map_err(|e: SessionError| GrantError::BadSession(e.code()))?;
         let content = self.content(content_id).await?;
         let subject = claims.sub.clone();
-        let cached = self.entitled(&content, &subject, now).await?;
-        if !cached.verdict.allowed {
-            return Err(GrantError::NotEntitled(cached.verdict.reason));
-        }
+        let basis = self.entitled(&content, &subject, now).await?;
         let bind = if self.tokens.bind_ip() {
             client_ip
         } else {
@@ -492,13 +519,10 @@ impl Grants {
         };
         let minted = self
             .tokens
-            .mint(content_id, &subject, None, bind, now.max(0) as u64)
+            .mint(content_id, &subject, None, bind, now.max(0) as u64, true)
             .map_err(|e| GrantError::Mint(e.to_string()))?;
         self.remember_subject(&subject).await;
-        Ok(Granted {
-            minted,
-            tier: cached.tier,
-        })
+        Ok(Granted { minted, basis })
     }
 }
 
@@ -576,12 +600,13 @@ fn cookie_value<'a>(req: &'a pingora::http::RequestHeader, name: &str) -> Option
 }
 
 /// The `outcome` label of a granted request.
-pub(crate) fn tier_label(t: Tier) -> &'static str {
-    match t {
-        Tier::L1 => "granted_l1",
-        Tier::L2 => "granted_l2",
-        Tier::Checked => "granted_checked",
-        Tier::Stale => "granted_stale",
+pub(crate) fn basis_label(b: Basis) -> &'static str {
+    match b {
+        Basis::Owner => "granted_owner",
+        Basis::Policy(Tier::L1) => "granted_l1",
+        Basis::Policy(Tier::L2) => "granted_l2",
+        Basis::Policy(Tier::Checked) => "granted_checked",
+        Basis::Policy(Tier::Stale) => "granted_stale",
     }
 }
 

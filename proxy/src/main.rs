@@ -115,7 +115,7 @@ fn token(config: &ProxyConfig, command: &TokenCommand) -> anyhow::Result<()> {
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?
         .as_secs();
-    let minted = policy.mint(content, subject, *ttl, *ip, now)?;
+    let minted = policy.mint(content, subject, *ttl, *ip, now, false)?;
     let expires = UNIX_EPOCH + Duration::from_secs(minted.expires_at);
     eprintln!(
         "token for {content} expires at {}",

@@ -86,7 +86,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         signing_key = tokens.keys().signing_key_id(),
         "token keys loaded"
     );
-    let origin = Origin::from_conf(&config.upstream)?;
+    let origin = Origin::from_conf(&config.upstream, config.edge_key.as_ref())?;
     info!(
         origin = %config.upstream.origin,
         tls = config.upstream.tls,
@@ -101,8 +101,15 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         (Some(session), Some(ent)) => {
             let scheme = if config.upstream.tls { "https" } else { "http" };
             let base = format!("{scheme}://{}", config.upstream.origin);
-            let g = Grants::from_conf(session, ent, base, tokens.clone(), metrics.clone())
-                .map_err(StartError::Grants)?;
+            let g = Grants::from_conf(
+                session,
+                ent,
+                base,
+                config.edge_key.clone(),
+                tokens.clone(),
+                metrics.clone(),
+            )
+            .map_err(StartError::Grants)?;
             info!(
                 evm_chains = ent.evm_rpc.len(),
                 solana_clusters = ent.solana_rpc.len(),
@@ -171,7 +178,10 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         grants,
         cache,
         Cors::from_conf(&config.cors),
-    );
+    )
+    .accepting_children(streamgate_auth::EdgeKeys::new(
+        config.child_keys.iter().map(|k| k.expose()),
+    ));
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
         edge,

@@ -102,14 +102,29 @@ impl<'a> GatedPath<'a> {
         Some(Self::parse_rest(raw.len(), rest))
     }
 
+    /// Parses a child edge's `/v/{content_id}/{path}` (no token: the request carries an edge
+    /// key instead) by the same rules; `token` is empty.
+    pub(crate) fn parse_media(raw: &'a str) -> Option<Result<Self, PathError>> {
+        let rest = raw.strip_prefix(streamgate_config::contract::MEDIA_PREFIX)?;
+        Some(Self::parse_object(raw.len(), "", rest))
+    }
+
     fn parse_rest(total_len: usize, rest: &'a str) -> Result<Self, PathError> {
         if total_len > MAX_GATED_PATH {
             return Err(PathError::TooLong);
         }
-        if rest.as_bytes().contains(&b'%') {
+        let (token, rest) = rest.split_once('/').ok_or(PathError::BadContentId)?;
+        Self::parse_object(total_len, token, rest)
+    }
+
+    /// `{content_id}/{path}` after the token.
+    fn parse_object(total_len: usize, token: &'a str, rest: &'a str) -> Result<Self, PathError> {
+        if total_len > MAX_GATED_PATH {
+            return Err(PathError::TooLong);
+        }
+        if rest.as_bytes().contains(&b'%') || token.as_bytes().contains(&b'%') {
             return Err(PathError::Encoded);
         }
-        let (token, rest) = rest.split_once('/').ok_or(PathError::BadContentId)?;
         let (content_id, path) = match rest.split_once('/') {
             Some(parts) => parts,
             None if is_valid_content_id(rest) => return Err(PathError::MissingPath),
@@ -247,6 +262,27 @@ mod tests {
     }
 
     #[test]
+    fn child_edge_media_paths_follow_the_same_rules() {
+        let g = GatedPath::parse_media("/v/c1/720p/seg-1.m4s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (g.token, g.content_id, g.path),
+            ("", "c1", "720p/seg-1.m4s")
+        );
+        assert!(GatedPath::parse_media("/p/t/c1/x").is_none());
+        for (p, e) in [
+            ("/v/c1/../x", PathError::DotSegment),
+            ("/v/c1/%2e%2e/x", PathError::Encoded),
+            ("/v/c1", PathError::MissingPath),
+            ("/v/c.1/x", PathError::BadContentId),
+            ("/v/c1/a//b", PathError::EmptySegment),
+        ] {
+            assert_eq!(GatedPath::parse_media(p), Some(Err(e)), "{p}");
+        }
+    }
+
+    #[test]
     fn other_routes_are_not_gated() {
         assert!(GatedPath::parse("/healthz").is_none());
         assert!(GatedPath::parse("/p").is_none());
@@ -345,6 +381,7 @@ mod tests {
             subject: "s",
             expires_at: unix_now() + 60,
             client_ip: Some(IpBinding::new(ip, 24)),
+            entitlement_bound: false,
         });
         let mapped: IpAddr = "::ffff:203.0.113.99".parse().unwrap();
         assert!(check_token(&keys, &token, "c1", Some(mapped)).is_ok());

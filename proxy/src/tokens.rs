@@ -107,7 +107,8 @@ impl TokenPolicy {
     }
 
     /// Mints a token for `content_id` and `subject` valid from `now` (Unix seconds) for `ttl`
-    /// (default `tokens.default-ttl`), bound to `bind_to`'s network when given.
+    /// (default `tokens.default-ttl`), bound to `bind_to`'s network when given. `grant`: minted
+    /// by a playback grant (the viewer is re-checked on playlists), not by an operator.
     ///
     /// # Errors
     /// A malformed content id, or a lifetime of zero or above `tokens.max-ttl`.
@@ -118,6 +119,7 @@ impl TokenPolicy {
         ttl: Option<Duration>,
         bind_to: Option<IpAddr>,
         now: u64,
+        grant: bool,
     ) -> Result<Minted, MintError> {
         if !is_valid_content_id(content_id) {
             return Err(MintError::BadContentId(content_id.to_owned()));
@@ -140,6 +142,7 @@ impl TokenPolicy {
             subject,
             expires_at,
             client_ip: bind_to.map(|ip| self.ip_binding(ip)),
+            entitlement_bound: grant,
         });
         Ok(Minted { token, expires_at })
     }
@@ -170,7 +173,7 @@ mod tests {
     #[test]
     fn mints_with_default_ttl_and_verifies() {
         let p = TokenPolicy::from_conf(&conf()).unwrap();
-        let m = p.mint("c1", "operator", None, None, 1000).unwrap();
+        let m = p.mint("c1", "operator", None, None, 1000, false).unwrap();
         assert_eq!(m.expires_at, 4600);
         assert_eq!(p.keys().signing_key_id(), "k2");
         assert!(p.keys().verify(&m.token, "c1", None, 4599).is_ok());
@@ -184,18 +187,18 @@ mod tests {
     fn refuses_long_and_zero_ttls() {
         let p = TokenPolicy::from_conf(&conf()).unwrap();
         let err = p
-            .mint("c1", "s", Some(Duration::from_secs(7201)), None, 0)
+            .mint("c1", "s", Some(Duration::from_secs(7201)), None, 0, false)
             .unwrap_err();
         assert!(
             err.to_string().contains("exceeds tokens.max-ttl (2h)"),
             "{err}"
         );
         assert_eq!(
-            p.mint("c1", "s", Some(Duration::ZERO), None, 0),
+            p.mint("c1", "s", Some(Duration::ZERO), None, 0, false),
             Err(MintError::ZeroTtl)
         );
         assert!(matches!(
-            p.mint("../x", "s", None, None, 0),
+            p.mint("../x", "s", None, None, 0, false),
             Err(MintError::BadContentId(_))
         ));
     }
@@ -204,7 +207,7 @@ mod tests {
     fn binds_to_configured_prefix() {
         let p = TokenPolicy::from_conf(&conf()).unwrap();
         let ip: IpAddr = "192.0.2.10".parse().unwrap();
-        let m = p.mint("c1", "s", None, Some(ip), 0).unwrap();
+        let m = p.mint("c1", "s", None, Some(ip), 0, false).unwrap();
         let same_net: IpAddr = "192.0.2.200".parse().unwrap();
         let other: IpAddr = "192.0.3.1".parse().unwrap();
         assert!(p.keys().verify(&m.token, "c1", Some(same_net), 1).is_ok());

@@ -3,6 +3,10 @@
 //!
 //! The token stops here. It is not in the upstream path, not in any forwarded header, and not
 //! in the cache key, so every viewer of an object shares one cached copy (DESIGN.md, Tokens).
+//! Upstreams (origin's internal listener, parent edges) get `/v/{id}/{path}` with this edge's
+//! key (`x-streamgate-edge-key`) instead: they serve edges, not viewers. A parent also gets the
+//! viewer's address (`x-streamgate-client-ip`), which it believes because the key came with it;
+//! the child has already checked the token (and its IP binding), so the parent checks no token.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -16,8 +20,14 @@ use crate::token_gate::GatedPath;
 
 /// Request headers never forwarded to origin: credentials (cookies and bearer tokens may carry
 /// session or playback tokens) and the referring URL (which may contain a tokenized path).
-const STRIPPED_REQUEST_HEADERS: [&str; 4] =
-    ["cookie", "authorization", "proxy-authorization", "referer"];
+const STRIPPED_REQUEST_HEADERS: [&str; 6] = [
+    "cookie",
+    "authorization",
+    "proxy-authorization",
+    "referer",
+    streamgate_config::contract::EDGE_KEY_HEADER,
+    streamgate_config::contract::CLIENT_IP_HEADER,
+];
 
 /// Why the origin could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +40,9 @@ pub enum UpstreamError {
         /// Why.
         message: String,
     },
+    /// `upstream.edge-key` cannot be sent as a header.
+    #[error("{0}")]
+    EdgeKey(String),
 }
 
 /// The object a gated request names, owned so it outlives the request-path borrow.
@@ -90,6 +103,8 @@ pub(crate) struct Origin {
     host: String,
     /// Parent edges asked before origin, if any.
     parents: Option<std::sync::Arc<Parents>>,
+    /// This edge's key (`upstream.edge-key`), sent to origin and parents.
+    edge_key: Option<http::HeaderValue>,
 }
 
 impl Origin {
@@ -100,7 +115,10 @@ impl Origin {
     ///
     /// # Errors
     /// The origin does not resolve.
-    pub(crate) fn from_conf(conf: &Upstream) -> Result<Self, UpstreamError> {
+    pub(crate) fn from_conf(
+        conf: &Upstream,
+        edge_key: Option<&streamgate_config::Secret>,
+    ) -> Result<Self, UpstreamError> {
         let addr: SocketAddr = conf
             .origin
             .to_socket_addrs()
@@ -135,10 +153,21 @@ impl Origin {
         peer.options.total_connection_timeout = Some(conf.connect_timeout);
         peer.options.read_timeout = Some(conf.read_timeout);
         peer.options.write_timeout = Some(conf.read_timeout);
+        let edge_key = match edge_key {
+            Some(k) => {
+                let mut v = http::HeaderValue::from_str(k.expose()).map_err(|_| {
+                    UpstreamError::EdgeKey("upstream.edge-key must be visible ASCII".into())
+                })?;
+                v.set_sensitive(true);
+                Some(v)
+            }
+            None => None,
+        };
         Ok(Self {
             peer,
             host: host_header,
             parents: Parents::from_conf(conf)?.map(std::sync::Arc::new),
+            edge_key,
         })
     }
 
@@ -167,8 +196,40 @@ impl Origin {
             .map_err(|e| {
                 Error::because(ErrorType::InternalError, "setting origin host header", e)
             })?;
+        self.strip_and_sign(req)
+    }
+
+    /// Rewrites the upstream request for a parent edge: `/v/{id}/{path}` with this edge's key
+    /// and the viewer's address; no token, cookies or credentials.
+    pub(crate) fn rewrite_for_parent(
+        &self,
+        req: &mut RequestHeader,
+        object: &ObjectRef,
+        client_ip: Option<std::net::IpAddr>,
+    ) -> Result<()> {
+        let uri = http::Uri::try_from(object.origin_path())
+            .or_err(ErrorType::InternalError, "parent uri")?;
+        req.set_uri(uri);
+        self.strip_and_sign(req)?;
+        if let Some(ip) = client_ip {
+            req.insert_header(
+                streamgate_config::contract::CLIENT_IP_HEADER,
+                ip.to_string(),
+            )
+            .map_err(|e| Error::because(ErrorType::InternalError, "client ip header", e))?;
+        }
+        Ok(())
+    }
+
+    /// Removes what must not travel upstream (viewer credentials, anything claiming to be an
+    /// edge) and adds this edge's key.
+    fn strip_and_sign(&self, req: &mut RequestHeader) -> Result<()> {
         for name in STRIPPED_REQUEST_HEADERS {
             req.remove_header(name);
+        }
+        if let Some(key) = &self.edge_key {
+            req.insert_header(streamgate_config::contract::EDGE_KEY_HEADER, key.clone())
+                .map_err(|e| Error::because(ErrorType::InternalError, "edge key header", e))?;
         }
         Ok(())
     }
@@ -219,17 +280,6 @@ impl Parents {
     }
 }
 
-/// Rewrites the upstream request for a parent edge: the gated path with the viewer's token
-/// (the parent checks it again), no cookies or credentials.
-pub(crate) fn rewrite_for_parent(req: &mut RequestHeader, gated_path: &str) -> Result<()> {
-    let uri = http::Uri::try_from(gated_path).or_err(ErrorType::InternalError, "parent uri")?;
-    req.set_uri(uri);
-    for name in STRIPPED_REQUEST_HEADERS {
-        req.remove_header(name);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -246,6 +296,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             read_timeout: Duration::from_secs(2),
             parents: Vec::new(),
+            edge_key: None,
         }
     }
 
@@ -278,13 +329,21 @@ mod tests {
 
     #[test]
     fn rewrite_sets_path_host_and_strips_credentials() {
-        let origin = Origin::from_conf(&upstream("127.0.0.1:8081", false, "")).unwrap();
+        let origin = Origin::from_conf(
+            &upstream("127.0.0.1:8081", false, ""),
+            Some(&streamgate_config::Secret::new("edge-key-0123456789")),
+        )
+        .unwrap();
         let mut req = RequestHeader::build("GET", b"/p/TOK/c1/a.ts?x=TOK", None).unwrap();
         req.insert_header("cookie", "sg_token=TOK").unwrap();
         req.insert_header("authorization", "Bearer TOK").unwrap();
         req.insert_header("range", "bytes=0-99").unwrap();
         req.insert_header("if-none-match", "\"e1\"").unwrap();
         req.insert_header("host", "edge.example").unwrap();
+        req.insert_header("x-streamgate-edge-key", "forged")
+            .unwrap();
+        req.insert_header("x-streamgate-client-ip", "6.6.6.6")
+            .unwrap();
         origin.rewrite(&mut req, &object("/p/TOK/c1/a.ts")).unwrap();
         assert_eq!(req.uri.to_string(), "/v/c1/a.ts");
         assert_eq!(req.headers["host"], "127.0.0.1:8081");
@@ -292,16 +351,34 @@ mod tests {
         assert!(req.headers.get("authorization").is_none());
         assert_eq!(req.headers["range"], "bytes=0-99");
         assert_eq!(req.headers["if-none-match"], "\"e1\"");
+        // this edge's key, never one a viewer sent; no viewer-supplied client address
+        assert_eq!(req.headers["x-streamgate-edge-key"], "edge-key-0123456789");
+        assert!(req.headers.get("x-streamgate-client-ip").is_none());
         for (_, v) in req.headers.iter() {
             assert!(!v.to_str().unwrap_or("").contains("TOK"));
         }
+        // to a parent: the same object path, the key and the viewer's address
+        let mut req = RequestHeader::build("GET", b"/p/TOK/c1/a.ts", None).unwrap();
+        req.insert_header("x-streamgate-client-ip", "6.6.6.6")
+            .unwrap();
+        origin
+            .rewrite_for_parent(
+                &mut req,
+                &object("/p/TOK/c1/a.ts"),
+                "192.0.2.1".parse().ok(),
+            )
+            .unwrap();
+        assert_eq!(req.uri.to_string(), "/v/c1/a.ts");
+        assert_eq!(req.headers["x-streamgate-client-ip"], "192.0.2.1");
+        assert_eq!(req.headers["x-streamgate-edge-key"], "edge-key-0123456789");
     }
 
     #[test]
     fn host_header_and_peer() {
-        let o = Origin::from_conf(&upstream("127.0.0.1:80", false, "")).unwrap();
+        let o = Origin::from_conf(&upstream("127.0.0.1:80", false, ""), None).unwrap();
         assert_eq!(o.host, "127.0.0.1");
-        let o = Origin::from_conf(&upstream("127.0.0.1:8443", true, "origin.example")).unwrap();
+        let o =
+            Origin::from_conf(&upstream("127.0.0.1:8443", true, "origin.example"), None).unwrap();
         assert_eq!(o.host, "origin.example");
         let p = o.peer();
         assert!(p.is_tls());
@@ -312,7 +389,8 @@ mod tests {
 
     #[test]
     fn unresolvable_origin_is_an_error() {
-        let err = Origin::from_conf(&upstream("no-such-host.invalid:80", false, "")).unwrap_err();
+        let err =
+            Origin::from_conf(&upstream("no-such-host.invalid:80", false, ""), None).unwrap_err();
         assert!(err.to_string().contains("no-such-host.invalid"));
     }
 }

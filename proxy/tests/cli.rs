@@ -15,6 +15,7 @@ fn run(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     cmd.args(args)
         .env("STREAMGATE_TOKEN_KEY_K1", "6b31".repeat(16))
         .env("STREAMGATE_RPC_ETHEREUM", "https://rpc.example/v1/test-key")
+        .env("STREAMGATE_EDGE_KEY", "cli-test-edge-key-0123")
         .env_remove("RUST_LOG");
     for (k, v) in extra_env {
         cmd.env(k, v);
@@ -45,6 +46,22 @@ fn check_config_names_the_bad_key() {
         "{}",
         text(&out.stderr)
     );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_config_refuses_cors_star_with_credentials() {
+    // Any site could read a viewer's grant with the viewer's cookies.
+    let out = run(
+        &["--config", &sample(), "--check-config"],
+        &[
+            ("STREAMGATE__CORS__ALLOWED_ORIGINS", "[\"*\"]"),
+            ("STREAMGATE__CORS__ALLOW_CREDENTIALS", "true"),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cors.allowed-origins"), "{err}");
     assert!(out.stdout.is_empty());
 }
 

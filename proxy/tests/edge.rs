@@ -33,6 +33,7 @@ fn mint(edge: &TestEdge, content: &str, valid_from: u64, ttl_secs: u64) -> Strin
             Some(Duration::from_secs(ttl_secs)),
             None,
             valid_from,
+            false,
         )
         .expect("mint")
         .token

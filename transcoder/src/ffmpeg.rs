@@ -63,6 +63,14 @@ impl EncodePlan<'_> {
         ]
         .map(String::from)
         .to_vec();
+        // The input is an uploader's file: local reads and video demuxers only (no playlist,
+        // list or protocol that would open something the uploader names).
+        a.extend([
+            "-protocol_whitelist".into(),
+            "file".into(),
+            "-format_whitelist".into(),
+            streamgate_config::contract::FFMPEG_FORMATS.into(),
+        ]);
         a.push("-i".into());
         a.push(input.to_string_lossy().into_owned());
         let mut graph = format!("[0:v:0]split={n}");
@@ -310,6 +318,14 @@ mod tests {
         let a = joined(&plan);
         assert_eq!(plan.stream_count(), 3);
         assert!(a.contains("-i /w/source"), "{a}");
+        // The uploader's file is opened as a local video container, nothing else.
+        assert!(
+            a.contains(&format!(
+                "-protocol_whitelist file -format_whitelist {} -i /w/source",
+                streamgate_config::contract::FFMPEG_FORMATS
+            )),
+            "{a}"
+        );
         assert!(a.contains(
             "[0:v:0]split=2[s0][s1];[s0]scale=w=640:h=360,setsar=1[v0];[s1]scale=w=1280:h=720,setsar=1[v1]"
         ));

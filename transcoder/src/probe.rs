@@ -1,8 +1,13 @@
 //! ffprobe: what the source is (display size, rotation, duration, frame rate, audio).
+//!
+//! The source is an uploader's file: only local-file reads (`-protocol_whitelist file`) and
+//! the video demuxers of [`FFMPEG_FORMATS`] are allowed, so a playlist or list that names
+//! other files or URLs fails here with a reason (as it does at origin's probe).
 
 use std::{path::Path, process::Stdio};
 
 use serde::Deserialize;
+use streamgate_config::contract::{FFMPEG_FORMATS, refused_format, unaccepted_format};
 use tokio::process::Command;
 
 use crate::Error;
@@ -83,6 +88,10 @@ pub async fn probe(ffprobe: &str, path: &Path) -> Result<SourceInfo, Error> {
         .args([
             "-v",
             "error",
+            "-protocol_whitelist",
+            "file",
+            "-format_whitelist",
+            FFMPEG_FORMATS,
             "-print_format",
             "json",
             "-show_format",
@@ -99,6 +108,12 @@ pub async fn probe(ffprobe: &str, path: &Path) -> Result<SourceInfo, Error> {
         })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
+        if let Some(demuxer) = refused_format(&stderr) {
+            return Err(Error::InvalidInput(format!(
+                "{NO_VIDEO} ({})",
+                unaccepted_format(demuxer)
+            )));
+        }
         let last = stderr
             .lines()
             .rev()

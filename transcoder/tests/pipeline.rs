@@ -172,6 +172,73 @@ async fn text_file_is_a_permanent_failure() {
     assert!(e.to_string().contains("no video stream found"), "{e}");
 }
 
+/// A loopback listener counting the connections it gets (held by the test: no port race).
+async fn tripwire() -> (
+    String,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    let task = tokio::spawn(async move {
+        while listener.accept().await.is_ok() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    (url, hits, task)
+}
+
+#[tokio::test]
+async fn playlists_and_lists_open_nothing_and_fail_with_a_reason() {
+    // An uploaded HLS playlist, DASH MPD or concat list naming a URL the uploader chose (an
+    // internal service, cloud metadata) or a local file: FFmpeg must open none of them.
+    let (url, hits, task) = tripwire().await;
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), b"local secret").unwrap();
+    let secret = secret.path().display().to_string();
+    let inputs = [
+        (
+            "hls",
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4,\n{url}/seg.ts\n#EXTINF:4,\nfile://{secret}\n#EXT-X-ENDLIST\n"
+            ),
+        ),
+        (
+            "concat",
+            format!("ffconcat version 1.0\nfile '{url}/a.mp4'\nfile '{secret}'\n"),
+        ),
+        (
+            "dash",
+            format!(
+                "<?xml version=\"1.0\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" type=\"static\" mediaPresentationDuration=\"PT4S\" minBufferTime=\"PT2S\" profiles=\"urn:mpeg:dash:profile:isoff-on-demand:2011\"><BaseURL>{url}/</BaseURL><Period><AdaptationSet mimeType=\"video/mp4\"><Representation id=\"1\" bandwidth=\"1000\"><BaseURL>v.mp4</BaseURL></Representation></AdaptationSet></Period></MPD>\n"
+            ),
+        ),
+    ];
+    for (kind, body) in inputs {
+        let tmp = tempfile::tempdir().unwrap();
+        let src = tmp.path().join("source");
+        std::fs::write(&src, body).unwrap();
+        let (r, _) = run(&src, tmp.path(), &small_ladder()).await;
+        let e = r.expect_err("a playlist is not a video");
+        assert!(e.is_permanent(), "{kind}: {e:?}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("no video stream found") && msg.contains("is not accepted"),
+            "{kind}: {msg}"
+        );
+        // The probe alone refuses it too.
+        assert!(streamgate_transcoder::probe("ffprobe", &src).await.is_err());
+    }
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "FFmpeg connected to a URL named in an uploaded file"
+    );
+    task.abort();
+}
+
 #[tokio::test]
 async fn audio_only_is_a_permanent_failure() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1,9 +1,7 @@
 //! Policy evaluation: may this account watch content under this policy?
 //!
 //! ```text
-//! subject ──► owner? ──yes──► allow
-//!               │
-//!               ▼
+//! subject ──►
 //!   bind: the policy tree → nodes; public/allow and rules the subject cannot meet are decided
 //!         now, holding rules become reads, deduplicated and grouped per chain
 //!               │
@@ -19,12 +17,17 @@
 //! ```
 //!
 //! Rules and subjects:
-//! - The content's owner is always allowed; `public: true` allows anyone.
+//! - A verdict depends on the subject and the policy only, never on the content: it is cached
+//!   by (subject, policy hash) and shared by every content with that policy. The content's
+//!   owner is always allowed, but that is decided by the caller with [`is_owner`] before any
+//!   cache is asked: an owner's "yes" must never be shared with another content that copied the
+//!   policy (the wave-2 review's gate bypass), nor a non-owner's "no" refuse the owner.
+//! - `public: true` allows anyone.
 //! - `allow` compares CAIP-10 accounts exactly, EVM addresses case-insensitively: the chain id
 //!   is part of the account, so `eip155:1:0xA…` in the list does not admit `0xA…` signed in on
 //!   chain 137 (list every chain the account may sign in on). Solana clusters compare by
-//!   reference, so `solana:mainnet:…` matches a subject `solana:5eykt4Us…:…`. The owner is
-//!   compared the same way.
+//!   reference, so `solana:mainnet:…` matches a subject `solana:5eykt4Us…:…`. [`is_owner`]
+//!   compares the same way.
 //! - Holding rules read the rule's chain for the subject's own address: an EVM subject (signed in
 //!   on any EVM chain) can meet EVM rules on every chain, never Solana ones; a Solana subject
 //!   meets Solana rules only.
@@ -76,13 +79,24 @@ impl EvalError {
     }
 }
 
+/// Whether `subject` (CAIP-10, from a verified session) is the content's `owner` (CAIP-10),
+/// compared as [`Account`]s (EVM addresses case-insensitively, Solana clusters by reference).
+/// An unparsable subject or owner is nobody's owner.
+pub fn is_owner(subject: &str, owner: Option<&str>) -> bool {
+    match (Account::parse(subject), owner.map(Account::parse)) {
+        (Ok(who), Some(Ok(owner))) => who == owner,
+        _ => false,
+    }
+}
+
 /// Decides whether `subject` (a CAIP-10 account from a verified session) may watch content
-/// under `policy` whose owner is `owner` (CAIP-10; `None` for content without one).
+/// under `policy`. The answer depends on nothing else, so it may be cached by (subject, policy
+/// hash); the owner's right is not part of it (see [`is_owner`]).
 ///
 /// Every chain read the decision needs is gathered first and handed to the reader in one call
 /// per chain, all chains concurrently; with `solana` absent, Solana rules are unreadable (and
 /// fail closed where they matter). Nothing is read when the policy is decided without reads
-/// (owner, `public`, an allow-list hit, rules the subject's kind of account cannot meet).
+/// (`public`, an allow-list hit, rules the subject's kind of account cannot meet).
 ///
 /// # Errors
 /// [`EvalError::BadSubject`]; [`EvalError::Unavailable`] when a failed read leaves the
@@ -90,21 +104,11 @@ impl EvalError {
 pub async fn evaluate(
     policy: &Policy,
     subject: &str,
-    owner: Option<&str>,
     evm: &dyn EvmReader,
     solana: Option<&dyn SolanaReader>,
 ) -> Result<Decision, EvalError> {
     let who =
         Account::parse(subject).map_err(|k| EvalError::BadSubject(format!("{subject:?}: {k}")))?;
-    if owner
-        .and_then(|o| Account::parse(o).ok())
-        .is_some_and(|o| o == who)
-    {
-        return Ok(Decision {
-            allowed: true,
-            reason: "owner".to_owned(),
-        });
-    }
     let mut plan = Plan::default();
     let tree = plan.bind(policy.root(), &who, "policy".to_owned());
     if let Ok(decision) = decision(tree.eval(None)) {

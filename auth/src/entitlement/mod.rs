@@ -5,9 +5,10 @@
 //! - `policy`: the policy JSON model ([`Policy::parse_with`] with errors naming the field by
 //!   JSON path, [`KnownChains`]), its canonical form and [`Policy::hash`] (the policy part of
 //!   cache keys); `values`: uint256, CAIP-2 chains, CAIP-10 [`Account`]s.
-//! - `engine`: [`evaluate`] a policy for a subject: owner, `public`, allow-lists, then every
+//! - `engine`: [`evaluate`] a policy for a subject (`public`, allow-lists, then every
 //!   holding rule's reads batched into one call per chain, chains concurrently, three-valued
-//!   short-circuit evaluation that fails closed ([`EvalError::Unavailable`]).
+//!   short-circuit evaluation that fails closed ([`EvalError::Unavailable`])); [`is_owner`],
+//!   decided before and apart from any cache.
 //! - `chain`: the seam to the chains ([`EvmQuery`], [`EvmReader`], …); `solana`: its Solana
 //!   half ([`SolanaQuery`], [`SolanaReader`]).
 //! - `cache`: [`EntitlementCache`], moka over Redis, singleflight, bounded staleness.
@@ -27,7 +28,7 @@ pub use cache::{
     CacheConfig, CacheStats, Cached, EntitlementCache, Tier, Undecidable, Verdict, cache_key,
 };
 pub use chain::{EvmAddress, EvmAnswer, EvmQuery, EvmReader, ReadError, ReadFuture, U256Be};
-pub use engine::{Decision, EvalError, evaluate};
+pub use engine::{Decision, EvalError, evaluate, is_owner};
 pub use evm::{AlloyEvmReader, BlockChoice, EvmChains, EvmConfigError};
 pub use policy::{
     CollectionRule, Erc20Rule, Erc721Rule, Erc1155Rule, KnownChains, Policy, PolicyError,

@@ -22,6 +22,7 @@ fn grant(exp: u64) -> Grant<'static> {
         subject: "eip155:1:0x0000000000000000000000000000000000000001",
         expires_at: exp,
         client_ip: None,
+        entitlement_bound: true,
     }
 }
 
@@ -33,7 +34,61 @@ fn round_trip() {
     let v = k.verify(&t, "vid1", None, NOW).unwrap();
     assert_eq!(v.expires_at, NOW + 60);
     assert_eq!(v.subject_hash, subject_hash(grant(0).subject));
+    assert!(v.entitlement_bound);
     assert_eq!(k.signing_key_id(), "new");
+    let operator = k.mint(&Grant {
+        entitlement_bound: false,
+        ..grant(NOW + 60)
+    });
+    assert!(
+        !k.verify(&operator, "vid1", None, NOW)
+            .unwrap()
+            .entitlement_bound
+    );
+}
+
+#[test]
+fn the_grant_flag_is_authenticated() {
+    // An operator token cannot be turned into a grant token nor back: the flag is under the MAC.
+    let k = keys();
+    let t = k.mint(&Grant {
+        entitlement_bound: false,
+        ..grant(NOW + 60)
+    });
+    let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+    let flags_at = 2 + 3 + 8 + 4 + 8; // version, kid len, "new", expiry, content tag, subject
+    assert_eq!(raw[flags_at], 0);
+    raw[flags_at] = 1;
+    assert_eq!(
+        k.verify(&URL_SAFE_NO_PAD.encode(&raw), "vid1", None, NOW),
+        Err(TokenError::BadSignature)
+    );
+    // Unknown flag bits are malformed, whatever the MAC.
+    raw[flags_at] = 2;
+    assert_eq!(
+        k.verify(&URL_SAFE_NO_PAD.encode(&raw), "vid1", None, NOW),
+        Err(TokenError::Malformed)
+    );
+}
+
+#[test]
+fn version_1_tokens_still_verify_as_grant_bound() {
+    // A v1 token is the v2 layout without the flags byte, MAC'd the same way.
+    let key = vec![2u8; 32];
+    let mut payload = vec![1u8, 3];
+    payload.extend_from_slice(b"new");
+    payload.extend_from_slice(&(NOW + 60).to_be_bytes());
+    payload.extend_from_slice(&content_tag("vid1"));
+    payload.extend_from_slice(&subject_hash("s"));
+    payload.push(0); // no IP binding
+    let mac = HmacSha256::new_from_slice(&key).unwrap();
+    let tag = compute_tag(&mac, &payload, "vid1");
+    payload.extend_from_slice(&tag[..TAG_LEN]);
+    let v = keys()
+        .verify(&URL_SAFE_NO_PAD.encode(&payload), "vid1", None, NOW)
+        .unwrap();
+    assert!(v.entitlement_bound);
+    assert_eq!(v.subject_hash, subject_hash("s"));
 }
 
 #[test]

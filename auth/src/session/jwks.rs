@@ -2,13 +2,20 @@
 //! when a token names a `kid` the verifier does not know (origin rotated keys), at most once
 //! per `min_refresh` so a flood of forged `kid`s cannot turn into a flood of fetches.
 //!
+//! Refreshes are single-flight: one fetch at a time, and every caller that asked while it was
+//! under way waits for it and retries with its keys (a burst of tokens under a freshly rotated
+//! key costs one fetch, and none of them is refused for arriving a moment too early).
+//!
 //! The fetching itself is the caller's ([`JwksSource`]): this crate does no network I/O, and
 //! the hot path ([`RemoteVerifier::verify`] with a known `kid`) never awaits anything.
 
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -43,6 +50,10 @@ pub struct RemoteVerifier<S> {
     min_refresh: Duration,
     /// When the last fetch was started; guards the refresh rate.
     last_fetch: Mutex<Instant>,
+    /// Held for the length of a fetch: refreshes run one at a time.
+    fetching: tokio::sync::Mutex<()>,
+    /// Successful refreshes so far: a caller that waited for someone else's fetch sees it move.
+    generation: AtomicU64,
 }
 
 impl<S: JwksSource> RemoteVerifier<S> {
@@ -63,6 +74,8 @@ impl<S: JwksSource> RemoteVerifier<S> {
             source,
             min_refresh,
             last_fetch: Mutex::new(Instant::now()),
+            fetching: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -102,13 +115,27 @@ impl<S: JwksSource> RemoteVerifier<S> {
     /// # Errors
     /// The fetch fails or the document is unusable; the previous keys stay in force.
     pub async fn refresh(&self) -> Result<(), JwksError> {
+        let _one = self.fetching.lock().await;
+        self.fetch_locked().await
+    }
+
+    /// Fetches and installs the JWKS; the caller holds `fetching`.
+    async fn fetch_locked(&self) -> Result<(), JwksError> {
         self.mark_fetch();
         let doc = self.source.fetch().await.map_err(JwksError::Fetch)?;
         self.verifier.update_jwks(&doc)?;
+        self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
+    /// Refreshes for an unknown `kid`, single-flight and rate-limited; `true` when keys newer
+    /// than the caller's first attempt are in place (its fetch, or one it waited for).
     async fn refresh_if_due(&self) -> bool {
+        let seen = self.generation.load(Ordering::Acquire);
+        let _one = self.fetching.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            return true; // someone else's fetch finished while this caller waited
+        }
         {
             // A poisoned lock only means another refresher panicked; the Instant is still valid.
             let last = self.last_fetch.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,7 +143,7 @@ impl<S: JwksSource> RemoteVerifier<S> {
                 return false;
             }
         }
-        self.refresh().await.is_ok()
+        self.fetch_locked().await.is_ok()
     }
 
     fn mark_fetch(&self) {
@@ -217,6 +244,70 @@ mod tests {
         let forged = t_new.replacen('e', "f", 1);
         let _ = block_on(remote.verify(&forged, now));
         assert!(published.fetches.load(Ordering::SeqCst) <= before + 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_unknown_kids_costs_one_fetch_and_all_wait_for_it() {
+        /// Serves the new JWKS once the test opens the gate, counting fetches.
+        struct Gated {
+            doc: Value,
+            gate: tokio::sync::Semaphore,
+            fetches: AtomicUsize,
+        }
+        impl JwksSource for Arc<Gated> {
+            fn fetch(&self) -> JwksFuture<'_> {
+                self.fetches.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    let _open = self.gate.acquire().await.map_err(|e| e.to_string())?;
+                    Ok(self.doc.clone())
+                })
+            }
+        }
+        let now = 1_800_000_000;
+        let old = keys(&[("a", 1)], "a");
+        let new = keys(&[("a", 1), ("b", 2)], "b");
+        let source = Arc::new(Gated {
+            doc: new.jwks(),
+            gate: tokio::sync::Semaphore::new(1),
+            fetches: AtomicUsize::new(0),
+        });
+        // A verifier holding the old keys, with no rate limit: only single-flight stands
+        // between a burst and a storm of fetches. The gate is closed: the fetch will hang.
+        let held = source.gate.acquire().await.unwrap();
+        let remote = Arc::new(RemoteVerifier {
+            verifier: SessionVerifier::from_jwks(&old.jwks(), "https://origin", "streamgate")
+                .unwrap(),
+            source: source.clone(),
+            min_refresh: Duration::ZERO,
+            last_fetch: Mutex::new(Instant::now()),
+            fetching: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        });
+        let token = new
+            .issue("eip155:1:0xB", Duration::from_secs(600), now)
+            .token;
+        let burst: Vec<_> = (0..50)
+            .map(|_| {
+                let (remote, token) = (remote.clone(), token.clone());
+                tokio::spawn(async move { remote.verify(&token, now).await })
+            })
+            .collect();
+        // Let the burst pile up behind the one fetch, then let the fetch finish.
+        while source.fetches.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for r in burst {
+            assert!(
+                r.await.unwrap().is_ok(),
+                "a caller was refused while the key was being fetched"
+            );
+        }
+        assert_eq!(
+            source.fetches.load(Ordering::SeqCst),
+            1,
+            "one fetch for the whole burst"
+        );
     }
 
     #[test]

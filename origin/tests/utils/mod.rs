@@ -66,6 +66,10 @@ pub fn siwe_message(domain: &str, address: &str, uri: &str, chain: u64, nonce: &
 pub struct Stack {
     pub edge: String,
     pub origin: String,
+    /// Origin's internal listener (`ORIGIN_INTERNAL_URL`): packaged media for edges.
+    pub origin_internal: String,
+    /// The edge key file (`EDGE_KEY_FILE`): what edges present to the internal listener.
+    pub edge_key_file: PathBuf,
     pub s3_endpoint: String,
     pub bucket: String,
     pub bin_dir: PathBuf,
@@ -115,6 +119,8 @@ impl Stack {
         Stack {
             edge: get("EDGE_URL"),
             origin: get("ORIGIN_URL"),
+            origin_internal: get("ORIGIN_INTERNAL_URL"),
+            edge_key_file: get("EDGE_KEY_FILE").into(),
             s3_endpoint: get("S3_ENDPOINT"),
             bucket: get("S3_BUCKET"),
             bin_dir: get("STREAMGATE_BIN_DIR").into(),
@@ -128,6 +134,28 @@ impl Stack {
                 .expect("http client"),
             session: String::new(),
         }
+    }
+
+    /// The edge key, as edges present it (`x-streamgate-edge-key`).
+    pub fn edge_key(&self) -> String {
+        std::fs::read_to_string(&self.edge_key_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// `GET {origin internal}{path}` as an edge asks for it (with the edge key).
+    pub fn internal_get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}{path}", self.origin_internal))
+            .header("x-streamgate-edge-key", self.edge_key())
+    }
+
+    /// `host:port` of origin's internal listener (what edges fetch from).
+    pub fn origin_internal_addr(&self) -> String {
+        self.origin_internal
+            .trim_start_matches("http://")
+            .to_owned()
     }
 
     /// `host:port` of origin: the domain sign-in messages name.
@@ -173,6 +201,13 @@ impl Stack {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["subject"], format!("eip155:31337:{}", wallet.address));
         v["token"].as_str().unwrap().to_owned()
+    }
+
+    /// The same stack acting as another signed-in creator (`session`).
+    pub fn as_creator(&self, session: String) -> Stack {
+        let mut st = Stack::load_unsigned();
+        st.session = session;
+        st
     }
 
     /// `Authorization` value of the default session.
@@ -544,10 +579,9 @@ pub struct PrivateEdge {
 }
 
 impl PrivateEdge {
-    /// A private edge whose upstream is the stack's origin.
+    /// A private edge whose upstream is the stack's origin (its internal listener).
     pub async fn start(st: &Stack, entitlements: &str) -> PrivateEdge {
-        let origin = st.origin.trim_start_matches("http://").to_owned();
-        Self::start_with_origin(st, &origin, entitlements).await
+        Self::start_with_origin(st, &st.origin_internal_addr(), entitlements).await
     }
 
     /// A private edge fetching objects from `origin` (`host:port`); sessions and policies
@@ -557,8 +591,14 @@ impl PrivateEdge {
         Self::start_with_upstream(st, &format!("origin = \"{origin}\""), extra).await
     }
 
-    /// A private edge with `upstream` as the body of its `[upstream]` section.
+    /// A private edge with `upstream` as the body of its `[upstream]` section (the stack's edge
+    /// key is added: every private edge presents it upstream and accepts it from children).
     pub async fn start_with_upstream(st: &Stack, upstream: &str, extra: &str) -> PrivateEdge {
+        Self::start_full(st, upstream, "", extra).await
+    }
+
+    /// A private edge with extra `[tokens]` lines (`bind-ip = true`, …) too.
+    pub async fn start_full(st: &Stack, upstream: &str, tokens: &str, extra: &str) -> PrivateEdge {
         let entitlements = extra;
         let dir = tempfile::tempdir().unwrap();
         let [edge_port, metrics_port] = free_ports::<2>();
@@ -572,10 +612,13 @@ impl PrivateEdge {
 listen = "127.0.0.1:{edge_port}"
 metrics-listen = "127.0.0.1:{metrics_port}"
 grace-period = "1s"
+edge-keys = [{{ file = "{edge_key}" }}]
 [upstream]
 {upstream}
+edge-key = {{ file = "{edge_key}" }}
 [tokens]
 signing-key = "k1"
+{tokens}
 [[tokens.keys]]
 id = "k1"
 secret = {{ file = "{key}" }}
@@ -585,6 +628,7 @@ issuer = "{o}"
 {entitlements}
 "#,
                 key = key.display(),
+                edge_key = st.edge_key_file.display(),
                 o = st.origin,
             ),
         )
@@ -601,15 +645,7 @@ issuer = "{o}"
                 .unwrap(),
         );
         let url = format!("http://127.0.0.1:{edge_port}");
-        let start = std::time::Instant::now();
-        while st.http.get(format!("{url}/readyz")).send().await.is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "private edge did not start: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        answers(st, &url, &log).await;
         PrivateEdge {
             url,
             metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
@@ -622,10 +658,16 @@ issuer = "{o}"
 
     /// A playback token for `content_id` signed with this edge's key.
     pub fn mint(&self, st: &Stack, content_id: &str) -> String {
+        self.mint_with(st, content_id, &[])
+    }
+
+    /// A playback token for `content_id` with extra `token mint` arguments (`--ip ADDR`).
+    pub fn mint_with(&self, st: &Stack, content_id: &str, args: &[&str]) -> String {
         let out = Command::new(st.bin_dir.join("streamgate-proxy"))
             .args(["token", "mint", "--config"])
             .arg(&self.conf)
             .args(["--content", content_id, "--ttl", "1h"])
+            .args(args)
             .output()
             .unwrap();
         assert!(
@@ -656,6 +698,102 @@ issuer = "{o}"
             .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// Waits until a private process answers `{url}/readyz` (any status); fails the test with its
+/// log when it does not within 30 s.
+async fn answers(st: &Stack, url: &str, log: &Path) {
+    let start = std::time::Instant::now();
+    while st.http.get(format!("{url}/readyz")).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{url} did not start: {}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A private origin: the stack's `origin.toml` with its own listeners and Redis (so its rate
+/// limits and event consumers touch nothing of the stack's), `[auth.rate-limit]` and
+/// `[server]` lines replaced by the test's. Shares the stack's S3 bucket. Killed on drop.
+pub struct PrivateOrigin {
+    pub url: String,
+    pub internal_url: String,
+    pub proc: Proc,
+    pub log: PathBuf,
+    _redis: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateOrigin {
+    /// `server_extra`: lines added to `[server]` (`trusted-proxies = […]`); `rate_limit`: the
+    /// body of `[auth.rate-limit]`.
+    pub async fn start(st: &Stack, server_extra: &str, rate_limit: &str) -> PrivateOrigin {
+        let (redis, redis_port) = private_redis();
+        let dir = tempfile::tempdir().unwrap();
+        let [port, internal] = free_ports::<2>();
+        let stack_conf = std::fs::read_to_string(st.config_dir.join("origin.toml")).unwrap();
+        let mut out = String::new();
+        let mut section = String::new();
+        for line in stack_conf.lines() {
+            if line.starts_with('[') {
+                section = line.to_owned();
+                out.push_str(line);
+                out.push('\n');
+                match line {
+                    "[server]" => {
+                        out.push_str(&format!(
+                            "listen = \"127.0.0.1:{port}\"\ninternal-listen = \"127.0.0.1:{internal}\"\n{server_extra}\n"
+                        ));
+                    }
+                    "[auth.rate-limit]" => {
+                        out.push_str(rate_limit);
+                        out.push('\n');
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let key = line.split('=').next().unwrap_or("").trim();
+            let replaced = match (section.as_str(), key) {
+                ("[server]", "listen" | "internal-listen") => true,
+                ("[auth.rate-limit]", _) => true,
+                ("[redis]", "url") => {
+                    out.push_str(&format!("url = \"redis://127.0.0.1:{redis_port}\"\n"));
+                    true
+                }
+                _ => false,
+            };
+            if !replaced {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let conf = dir.path().join("origin.toml");
+        std::fs::write(&conf, out).unwrap();
+        let log = dir.path().join("origin.log");
+        let file = std::fs::File::create(&log).unwrap();
+        let proc = Proc(
+            Command::new(st.bin_dir.join("streamgate-origin"))
+                .arg("--config")
+                .arg(&conf)
+                .stdout(file.try_clone().unwrap())
+                .stderr(file)
+                .spawn()
+                .unwrap(),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        answers(st, &url, &log).await;
+        PrivateOrigin {
+            url,
+            internal_url: format!("http://127.0.0.1:{internal}"),
+            proc,
+            log,
+            _redis: redis,
+            _dir: dir,
+        }
     }
 }
 

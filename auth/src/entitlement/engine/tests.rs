@@ -135,7 +135,7 @@ impl SolanaReader for TableSolana {
 }
 
 async fn eval(p: &Policy, subject: &str, evm: &TableEvm) -> Result<Decision, EvalError> {
-    evaluate(p, subject, None, evm, None).await
+    evaluate(p, subject, evm, None).await
 }
 
 #[tokio::test]
@@ -143,20 +143,15 @@ async fn owner_and_public_need_no_reads() {
     let evm = TableEvm::default();
     let private = policy(json!({"all": [{"public": false}, nft(1)]}));
     let owner = format!("eip155:1:{}", hex(&ME)); // lowercase: still the owner
-    let d = evaluate(&private, &me(1), Some(&owner), &evm, None)
-        .await
-        .unwrap();
-    assert_eq!(
-        d,
-        Decision {
-            allowed: true,
-            reason: "owner".into()
-        }
-    );
-    // The owner on another chain is another account: the policy decides (no, without reads).
-    let d = evaluate(&private, &me(137), Some(&owner), &evm, None)
-        .await
-        .unwrap();
+    assert!(is_owner(&me(1), Some(&owner)));
+    // The owner on another chain is another account.
+    assert!(!is_owner(&me(137), Some(&owner)));
+    assert!(!is_owner(&me(1), None));
+    assert!(!is_owner("not an account", Some(&owner)));
+    assert!(!is_owner(&me(1), Some("garbage")));
+    // The policy alone never knows the owner: the owner's account is refused like anyone's
+    // (no reads needed), so an owner's "yes" can never be cached for the policy.
+    let d = eval(&private, &me(1), &evm).await.unwrap();
     assert!(!d.allowed);
     assert_eq!(d.reason, "policy.all[0].public: private (owner only)");
     let d = eval(
@@ -479,9 +474,7 @@ async fn subjects_meet_only_rules_of_their_kind() {
         },
         SolanaAnswer::Amount(9),
     );
-    let d = evaluate(&p, &sol_me(), None, &evm, Some(&solana))
-        .await
-        .unwrap();
+    let d = evaluate(&p, &sol_me(), &evm, Some(&solana)).await.unwrap();
     assert!(d.allowed);
     assert!(
         d.reason
@@ -504,14 +497,14 @@ async fn subjects_meet_only_rules_of_their_kind() {
         SolanaAnswer::Amount(10),
     );
     assert!(
-        evaluate(&p, &sol_me(), None, &evm, Some(&solana))
+        evaluate(&p, &sol_me(), &evm, Some(&solana))
             .await
             .unwrap()
             .allowed
     );
 
     // No Solana reader: fail closed.
-    let e = evaluate(&policy(sol), &sol_me(), None, &evm, None)
+    let e = evaluate(&policy(sol), &sol_me(), &evm, None)
         .await
         .unwrap_err();
     assert!(
@@ -551,5 +544,5 @@ async fn broken_readers_and_bad_subjects_are_errors() {
 fn the_evaluation_future_is_send() {
     fn send<T: Send>(_: T) {}
     let (p, evm) = (Policy::public(), TableEvm::default());
-    send(evaluate(&p, "eip155:1:0x", None, &evm, None));
+    send(evaluate(&p, "eip155:1:0x", &evm, None));
 }
