@@ -22,7 +22,7 @@ mod jwks;
 mod verifier;
 
 pub use jwks::{JwksError, JwksFuture, JwksSource, RemoteVerifier};
-pub use verifier::SessionVerifier;
+pub use verifier::{MAX_TOKEN_LEN, SessionVerifier};
 
 /// Longest key id accepted.
 const MAX_KID: usize = 64;
@@ -274,7 +274,9 @@ impl SessionKeys {
         &self.keys[self.signing].kid
     }
 
-    /// Signs a session for `sub`, valid from `now` (Unix seconds) for `ttl`.
+    /// Signs a session for `sub`, valid from `now` (Unix seconds) for `ttl`. `sub` is an
+    /// account id from a verified sign-in: verifiers refuse a token with an empty `sub`, and
+    /// one longer than [`MAX_TOKEN_LEN`] (a subject of several KiB), as they refuse forgeries.
     pub fn issue(&self, sub: &str, ttl: Duration, now: i64) -> IssuedSession {
         let key = &self.keys[self.signing];
         let jti: [u8; 16] = rand::random();

@@ -54,6 +54,25 @@ pub use transcoder::{
     default_ladder,
 };
 
+/// Parses and validates the text of a `proxy.toml` (`source` names it in errors).
+pub fn parse_proxy(text: &str, source: &Path, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
+    parse_str::<ProxyFile>(text, source, env)?.resolve(env)
+}
+
+/// Parses and validates the text of an `origin.toml`.
+pub fn parse_origin(text: &str, source: &Path, env: &dyn Env) -> Result<OriginConfig, ConfigError> {
+    parse_str::<OriginFile>(text, source, env)?.resolve(env)
+}
+
+/// Parses and validates the text of a `transcoder.toml`.
+pub fn parse_transcoder(
+    text: &str,
+    source: &Path,
+    env: &dyn Env,
+) -> Result<TranscoderConfig, ConfigError> {
+    parse_str::<TranscoderFile>(text, source, env)?.resolve(env)
+}
+
 /// Loads and validates `proxy.toml`.
 pub fn load_proxy(path: &Path, env: &dyn Env) -> Result<ProxyConfig, ConfigError> {
     parse_file::<ProxyFile>(path, env)?.resolve(env)

@@ -15,6 +15,7 @@
 //!   `contract_wallet` asks the chain (EIP-1271, EIP-6492, alloy over `[auth.evm-rpc]`) when a
 //!   SIWE signature is not the address's own.
 //! - `metrics`, `error`: Prometheus metrics and the JSON error type.
+//! - `fuzz` (hidden): tus header and `Range` parsing with their invariants, for `fuzz/`.
 //!
 //! ```text
 //!  creator ──POST /v1/contents──► catalog (S3)
@@ -34,6 +35,8 @@ mod catalog;
 mod contents;
 mod contract_wallet;
 mod error;
+#[doc(hidden)]
+pub mod fuzz;
 mod jobs;
 mod lock;
 mod media;

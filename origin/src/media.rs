@@ -34,7 +34,7 @@ fn content_type(path: &str) -> &'static str {
 
 /// Validates a single `bytes=` range (what S3 accepts). Multi-range requests are answered with
 /// the whole object, as RFC 9110 allows; edges serve multi-range from their cache.
-fn single_range(h: &HeaderMap) -> AppResult<Option<String>> {
+pub(crate) fn single_range(h: &HeaderMap) -> AppResult<Option<String>> {
     let Some(v) = h.get(header::RANGE) else {
         return Ok(None);
     };

@@ -52,7 +52,7 @@ fn check_version(h: &HeaderMap) -> AppResult<()> {
 }
 
 /// Parses a non-negative decimal header (tus forbids signs, spaces and leading `+`).
-fn u64_header(h: &HeaderMap, name: &str) -> AppResult<Option<u64>> {
+pub(crate) fn u64_header(h: &HeaderMap, name: &str) -> AppResult<Option<u64>> {
     let Some(v) = h.get(name) else {
         return Ok(None);
     };

@@ -110,6 +110,13 @@ async fn tiers_ranges_purge_and_cors_at_the_stack_edge() {
     assert!(find(format!("bytes 0-9/{len}").as_bytes()));
     let r = range("bytes=99999999-").await;
     assert_eq!(r.status(), 416);
+    // A zero-length suffix is unsatisfiable, not a 206 of nothing (a fuzz finding).
+    let r = range("bytes=-0").await;
+    assert_eq!(r.status(), 416);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes */{len}").as_str()
+    );
 
     // CORS for browser players: on objects and on refusals.
     let r = st

@@ -785,6 +785,19 @@ async fn rate_limits_key_the_real_client() {
         "nonces-per-minute = 3\nsign-ins-per-minute = 3",
     )
     .await;
+    // Limits count per wall-clock minute: start well inside one, so the whole test (a second
+    // or two) sees a single window.
+    let start = std::time::Instant::now();
+    while std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60
+        > 45
+    {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let nonce = |http: &reqwest::Client, xff: Option<&str>| {
         let mut req = http.post(format!("{}/v1/auth/nonce", origin.url));
         if let Some(x) = xff {

@@ -675,7 +675,7 @@ impl ProxyHttp for Edge {
         if ctx.prefix.is_some() {
             return pingora::proxy::RangeType::None;
         }
-        pingora::proxy::range_header_filter(session.req_header(), resp, Some(200))
+        crate::ranges::serve(session.req_header(), resp)
     }
 
     /// Streams a manifest through its rewriter (a no-op copy when it has no absolute URIs).

@@ -19,6 +19,7 @@
 //! - `admin`: the admin API (purge) on the metrics listener.
 //! - `cache`: the object cache (moka L1 over Redis L2), its freshness rules and `x-cache`.
 //! - `cors`: CORS headers and preflights for browser players.
+//! - `ranges`: byte ranges from the cache (Pingora's, empty ranges made unsatisfiable).
 //! - `edge`: the `ProxyHttp` implementation and its per-request context (the request path is
 //!   drawn there).
 //! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
@@ -27,6 +28,7 @@
 //! - `invalidate`: the `sg:invalidate` subscriber (policy changes, deletions, logouts).
 //! - `upstream`: the origin peer, the upstream rewrite and the cache key.
 //! - `metrics`, `health`, `reply`: metric families, readiness conditions, JSON answers.
+//! - `fuzz` (hidden): the parsers of untrusted bytes with their invariants, for `fuzz/`.
 //!
 //! The binary (`src/main.rs`) adds the command line: `--config`, `--check-config` and
 //! `token mint`. Integration tests that run a real edge against a mock origin are in
@@ -38,11 +40,14 @@ mod admin;
 mod cache;
 mod cors;
 mod edge;
+#[doc(hidden)]
+pub mod fuzz;
 mod grant;
 mod health;
 mod invalidate;
 mod manifest;
 mod metrics;
+mod ranges;
 mod reply;
 mod server;
 mod token_gate;

@@ -26,8 +26,8 @@ use sha2::{Digest, Sha256};
 
 use super::{KeyMap, RevocationCheck, SessionClaims, SessionError, SessionKeyError, parse_jwks};
 
-/// Longest token accepted before decoding.
-const MAX_TOKEN_LEN: usize = 8 * 1024;
+/// Longest session token accepted (screened before any parsing).
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 /// Longest any entry stays cached, whatever its `exp`.
 const MAX_CACHE_TTL: Duration = Duration::from_secs(3600);
 
