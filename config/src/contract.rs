@@ -1,9 +1,29 @@
-//! The v1 wire contract between services: storage layout in the bucket, Redis stream and
-//! channel names, and the job and event messages carried on them.
+//! The v1 wire contract between services, defined once: storage layout in the bucket, every
+//! Redis key, stream, group and channel, the URL shapes players, edges and origin share, the
+//! headers edges send, and the job and event messages. Nothing outside this module spells a
+//! `sg:` key or a route prefix. Keep it stable: extend, never rename (docs/architecture.md,
+//! "Wire contract").
 //!
-//! Origin writes jobs and reads events; transcoders read jobs and write events; edges read the
-//! storage layout only through origin. Keep this stable: extend, never rename (DESIGN.md,
-//! Interfaces).
+//! | name | kind | written by | read by |
+//! |---|---|---|---|
+//! | `sg:jobs` ([`JOBS_STREAM`]), group `transcoders` | stream | origin | transcoders |
+//! | `sg:jobs:dead` ([`JOBS_DEAD_LETTER`]) | stream | transcoders | operators |
+//! | `sg:jobs:error:{entry}` ([`keys::job_error`]) | string | transcoders | transcoders (retry count) |
+//! | `sg:events` ([`EVENTS_STREAM`]), group `origin` | stream | transcoders | origin |
+//! | `sg:invalidate` ([`INVALIDATE_CHANNEL`]) | pub/sub | origin, edges (purge) | edges |
+//! | `sg:nonce:{nonce}` ([`keys::nonce`]) | string, TTL | origin | origin |
+//! | `sg:rl:{limit}:{client}:{minute}` ([`keys::rate_limit`]) | counter | origin | origin |
+//! | `sg:revoked:{jti}` ([`keys::revoked_session`]) | string, TTL | origin | origin, edges |
+//! | `sg:upload:{id}`, `sg:upload:{id}:lock` ([`keys::upload_state`], [`keys::upload_lock`]) | string, lease | origin | origin |
+//! | `sg:lock:content:{id}` ([`keys::content_lock`]) | lease | origin | origin |
+//! | `sg:subj:{hash}` ([`keys::viewer`]) | string, TTL | edges | edges |
+//! | `sg:ent:{digest}` ([`keys::verdict`]) | string, TTL | edges | edges |
+//! | `sg:obj:{{id}}:{hash}`, `sg:objs:{{id}}` ([`keys::edge_object`], [`keys::edge_objects`]) | string, set | edges | edges; origin deletes |
+//! | `uploads/{id}/source`, `media/{id}/…`, `catalog/{id}.json` ([`layout`]) | S3 objects | origin, transcoders | origin |
+//! | `/p/{token}/{id}/{path}`, `/c/{id}/{path}`, `/v1/playback/{id}` ([`paths`]) | URLs | edge | players |
+//! | `/v/{id}/{path}` ([`MEDIA_PREFIX`]) | URL | origin (internal), parent edges | edges |
+//! | `sg1:{id}/{path}` ([`edge_cache_key`]) | cache key | edges | edges |
+//! | `x-streamgate-edge-key`, `x-streamgate-client-ip` | headers | edges | origin, parents |
 
 use serde::{Deserialize, Serialize};
 
@@ -229,7 +249,98 @@ pub enum Invalidation {
 
 /// Redis key marking a revoked session `jti` (set until the token's expiry).
 pub fn revoked_session_key(jti: &str) -> String {
-    format!("sg:revoked:{jti}")
+    keys::revoked_session(jti)
+}
+
+/// Every Redis key outside the streams and the channel. Content ids in keys of the edges' object
+/// cache carry a hash tag (`{id}`) so a content's keys share one Redis Cluster slot.
+pub mod keys {
+    /// A sign-in nonce (single use, TTL).
+    pub fn nonce(nonce: &str) -> String {
+        format!("sg:nonce:{nonce}")
+    }
+    /// A per-client fixed-window counter of limit `name` in `minute` (Unix minutes).
+    pub fn rate_limit(name: &str, client: &str, minute: u64) -> String {
+        format!("sg:rl:{name}:{client}:{minute}")
+    }
+    /// Prefix of revoked-session keys (`SCAN … MATCH sg:revoked:*` at edges).
+    pub const REVOKED_SESSION_PREFIX: &str = "sg:revoked:";
+    /// A revoked session `jti` (set until the token's expiry).
+    pub fn revoked_session(jti: &str) -> String {
+        format!("{REVOKED_SESSION_PREFIX}{jti}")
+    }
+    /// The `jti` of a revoked-session key.
+    pub fn revoked_jti(key: &str) -> Option<&str> {
+        key.strip_prefix(REVOKED_SESSION_PREFIX)
+    }
+    /// A tus upload's state.
+    pub fn upload_state(upload_id: &str) -> String {
+        format!("sg:upload:{upload_id}")
+    }
+    /// A tus upload's writer lease.
+    pub fn upload_lock(upload_id: &str) -> String {
+        format!("sg:upload:{upload_id}:lock")
+    }
+    /// A catalog record's writer lease.
+    pub fn content_lock(content_id: &str) -> String {
+        format!("sg:lock:content:{content_id}")
+    }
+    /// The attempts recorded for a job entry of `sg:jobs`.
+    pub fn job_error(entry_id: &str) -> String {
+        format!("sg:jobs:error:{entry_id}")
+    }
+    /// The viewer behind a playback token's subject hash (hex).
+    pub fn viewer(subject_hash_hex: &str) -> String {
+        format!("sg:subj:{subject_hash_hex}")
+    }
+    /// An entitlement verdict, by the hex digest of (subject, policy hash).
+    pub fn verdict(digest_hex: &str) -> String {
+        format!("sg:ent:{digest_hex}")
+    }
+    /// An object in the edges' shared cache tier (L2): content id and the object's key hash.
+    pub fn edge_object(content_id: &str, hash_hex: &str) -> String {
+        format!("sg:obj:{{{content_id}}}:{hash_hex}")
+    }
+    /// The set of a content's L2 object keys (what a purge deletes).
+    pub fn edge_objects(content_id: &str) -> String {
+        format!("sg:objs:{{{content_id}}}")
+    }
+    /// Whether `key` is an L2 object key (and not something else a set could name).
+    pub fn is_edge_object(key: &str) -> bool {
+        key.starts_with("sg:obj:")
+    }
+}
+
+/// The cache key of a packaged object at the edges: content id and path, never the token
+/// (every viewer shares one copy). Versioned, so a new layout cannot collide with old entries.
+pub fn edge_cache_key(content_id: &str, path: &str) -> String {
+    format!("sg1:{content_id}/{path}")
+}
+
+/// URL shapes players and edges share.
+pub mod paths {
+    /// Gated objects: `/p/{token}/{content_id}/{path}`.
+    pub const GATED_PREFIX: &str = "/p/";
+    /// Cookie-mode objects: `/c/{content_id}/{path}` (token in the `sgp_{id}` cookie).
+    pub const COOKIE_PREFIX: &str = "/c/";
+    /// Playback grants: `/v1/playback/{content_id}`.
+    pub const GRANT_PREFIX: &str = "/v1/playback/";
+    /// A gated object's URL path.
+    pub fn gated(token: &str, content_id: &str, path: &str) -> String {
+        format!("{GATED_PREFIX}{token}/{content_id}/{path}")
+    }
+    /// A cookie-mode object's URL path.
+    pub fn cookie_mode(content_id: &str, path: &str) -> String {
+        format!("{COOKIE_PREFIX}{content_id}/{path}")
+    }
+    /// The cookie carrying the playback token of `content_id` in cookie mode.
+    pub fn play_cookie(content_id: &str) -> String {
+        format!("sgp_{content_id}")
+    }
+    /// A packaged object's path on origin's internal listener and on parent edges.
+    pub fn media(content_id: &str, path: &str) -> String {
+        format!("{}{content_id}/{path}", super::MEDIA_PREFIX)
+    }
 }
 
 #[cfg(test)]

@@ -3,12 +3,14 @@
 
 use std::time::Instant;
 
-use base64::{Engine, engine::general_purpose::STANDARD};
 use bytes::Bytes;
 use reqwest::Url;
 use serde_json::{Value, json};
 
-use crate::stats::{Kind, Live, Stats};
+use crate::{
+    stats::{Kind, Live, Stats},
+    tus::TusClient,
+};
 
 /// Uploads `data` as a new content; returns what it measured and the content id if it
 /// completed.
@@ -21,15 +23,10 @@ pub async fn upload(
     title: String,
     live: &Live,
 ) -> (Stats, Option<String>) {
+    let tus = TusClient::new(http, origin, session);
     let mut stats = Stats::default();
     let t0 = Instant::now();
-    let created = http
-        .post(origin.join("v1/contents").expect("path joins"))
-        .bearer_auth(&session)
-        .json(&json!({"title": title, "policy": {"public": true}}))
-        .send()
-        .await;
-    let id = match created {
+    let id = match tus.create_content(&title, &json!({"public": true})).await {
         Ok(r) if r.status().as_u16() == 201 => {
             let v: Value = r.json().await.unwrap_or(Value::Null);
             v["id"].as_str().map(str::to_owned)
@@ -48,26 +45,9 @@ pub async fn upload(
     let Some(id) = id else {
         return (stats, None);
     };
-    let meta = format!(
-        "content_id {},filename {}",
-        STANDARD.encode(&id),
-        STANDARD.encode("upload.mp4")
-    );
     let t0 = Instant::now();
-    let r = http
-        .post(origin.join("v1/uploads").expect("path joins"))
-        .bearer_auth(&session)
-        .header("tus-resumable", "1.0.0")
-        .header("upload-length", data.len().to_string())
-        .header("upload-metadata", meta)
-        .send()
-        .await;
-    let location = match r {
-        Ok(r) if r.status().as_u16() == 201 => r
-            .headers()
-            .get("location")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|l| origin.join(l).ok()),
+    let location = match tus.create(&id, data.len() as u64, "upload.mp4").await {
+        Ok(r) if r.status().as_u16() == 201 => tus.location(&r),
         Ok(r) => {
             stats.error(r.status().as_str());
             None
@@ -86,14 +66,8 @@ pub async fn upload(
     while offset < data.len() {
         let end = (offset + chunk.max(1)).min(data.len());
         let t0 = Instant::now();
-        let r = http
-            .patch(location.clone())
-            .bearer_auth(&session)
-            .header("tus-resumable", "1.0.0")
-            .header("upload-offset", offset.to_string())
-            .header("content-type", "application/offset+octet-stream")
-            .body(data.slice(offset..end))
-            .send()
+        let r = tus
+            .patch(&location, offset as u64, data.slice(offset..end))
             .await;
         let ok = matches!(&r, Ok(r) if r.status().as_u16() == 204);
         stats.request(Kind::Upload, t0.elapsed(), (end - offset) as u64, None);

@@ -4,7 +4,8 @@
 //!   grant per player from sessions), ramped up over `ramp-up`, each fetching the master
 //!   playlist, one rendition (players spread over the renditions), its init segment and its
 //!   segments at real-time pace or as fast as possible, for `duration`.
-//! - **creators** mode: N concurrent tus uploads of a file to origin.
+//! - **creators** mode: N concurrent tus uploads of a file to origin, through [`tus::TusClient`]
+//!   (shared with the test kit).
 //!
 //! Both print a progress line every two seconds (stderr) and end with a table (stdout) and a
 //! JSON [`Report`] (`--report FILE`): requests/s, Gbit/s, latency p50/p90/p99/p99.9/max per
@@ -18,6 +19,7 @@
 pub mod creator;
 pub mod player;
 pub mod stats;
+pub mod tus;
 
 use std::{
     sync::{Arc, atomic::Ordering},

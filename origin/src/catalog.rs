@@ -256,13 +256,17 @@ impl Catalog {
             .await
             .lock_owned()
             .await;
-        let lease = Lease::acquire(&self.redis, format!("sg:lock:content:{id}"), LOCK_WAIT)
-            .await?
-            .ok_or_else(|| {
-                AppError::Internal(format!(
-                    "catalog record {id} stayed locked for {LOCK_WAIT:?}"
-                ))
-            })?;
+        let lease = Lease::acquire(
+            &self.redis,
+            streamgate_config::contract::keys::content_lock(id),
+            LOCK_WAIT,
+        )
+        .await?
+        .ok_or_else(|| {
+            AppError::Internal(format!(
+                "catalog record {id} stayed locked for {LOCK_WAIT:?}"
+            ))
+        })?;
         Ok((local, lease))
     }
 

@@ -12,10 +12,10 @@ use axum::{
 use rand::{Rng, distr::Alphanumeric};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use streamgate_auth::entitlement::Policy;
 use streamgate_config::contract::is_valid_content_id;
+use streamgate_entitlements::Policy;
 
-use streamgate_config::contract::Invalidation;
+use streamgate_config::contract::{Invalidation, keys};
 
 use crate::{
     AppError, AppState,
@@ -242,9 +242,9 @@ pub(crate) async fn remove_files(st: &AppState, id: &str) -> AppResult<()> {
 /// survives is unreachable anyway once the edges' L1 is purged and origin answers 404, and it
 /// expires with its TTL.
 async fn purge_edge_l2(st: &AppState, id: &str) {
-    let index = format!("sg:objs:{{{id}}}");
+    let index = keys::edge_objects(id);
     let mut con = st.redis.clone();
-    let keys: Vec<String> = match redis::AsyncCommands::smembers(&mut con, &index).await {
+    let objects: Vec<String> = match redis::AsyncCommands::smembers(&mut con, &index).await {
         Ok(k) => k,
         Err(e) => {
             tracing::warn!(content_id = %id, cause = %e, "edge l2 index unreadable");
@@ -252,13 +252,13 @@ async fn purge_edge_l2(st: &AppState, id: &str) {
         }
     };
     let mut p = redis::pipe();
-    for k in keys.iter().filter(|k| k.starts_with("sg:obj:")) {
+    for k in objects.iter().filter(|k| keys::is_edge_object(k)) {
         p.del(k).ignore();
     }
     p.del(&index).ignore();
     if let Err(e) = p.query_async::<()>(&mut con).await {
         tracing::warn!(content_id = %id, cause = %e, "edge l2 purge failed");
     } else {
-        tracing::info!(content_id = %id, objects = keys.len(), "edge l2 objects deleted");
+        tracing::info!(content_id = %id, objects = objects.len(), "edge l2 objects deleted");
     }
 }

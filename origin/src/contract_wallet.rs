@@ -13,12 +13,14 @@
 //!  every endpoint of the chain down or timed out ─► 503 rpc_unavailable (never a session)
 //! ```
 //!
-//! Each RPC call tries the chain's endpoints in order, each within `auth.rpc-timeout`. A
-//! contract that reverts is an answer ("not valid"), not an endpoint failure. The validator's
+//! Each RPC call goes through the entitlement readers' endpoint failover
+//! (`streamgate_entitlements::failover`: endpoints in order, each within `auth.rpc-timeout`,
+//! one more round over those that failed fast). A contract that reverts is an answer ("not
+//! valid"), not an endpoint failure. The validator's
 //! creation code is compiled from `scripts/chain/contracts/Erc6492Validator.sol` by
 //! `scripts/chain/compile.mjs`, which `make test` checks is current.
 
-use std::{collections::HashMap, time::Duration};
+use std::{collections::HashMap, sync::atomic::AtomicU64, time::Duration};
 
 use alloy::{
     primitives::{Address, B256, Bytes},
@@ -26,10 +28,11 @@ use alloy::{
     rpc::types::{TransactionInput, TransactionRequest},
     sol,
     sol_types::{SolCall, SolValue},
-    transports::{RpcError, TransportError, http::reqwest::Url},
+    transports::{RpcError, http::reqwest::Url},
 };
 use streamgate_auth::{ContractCheck, SignInError, VerifiedSignIn};
 use streamgate_config::AuthConfig;
+use streamgate_entitlements::failover::{self, Endpoints};
 
 use crate::{AppError, StartError, error::AppResult, metrics::METRICS};
 
@@ -60,17 +63,16 @@ const METHOD: &str = "siwe_1271";
 
 /// One configured endpoint; `index` (its place in the chain's list) is what logs show, since
 /// the URL may carry an API key.
-struct Endpoint {
-    index: usize,
-    provider: RootProvider,
-}
-
 /// The chains contract wallets may sign in on, with their RPC endpoints.
 pub(crate) struct ContractWallets {
-    chains: HashMap<u64, Vec<Endpoint>>,
+    chains: HashMap<u64, Vec<RootProvider>>,
     timeout: Duration,
     validator: Bytes,
+    /// RPC requests sent (every failover attempt counts).
+    calls: AtomicU64,
 }
+
+type Endpoint = RootProvider;
 
 /// What an `eth_call` came back with.
 enum CallOutcome {
@@ -93,10 +95,7 @@ impl ContractWallets {
                 let url: Url = url.expose().parse().map_err(|e| {
                     StartError::Auth(format!("auth.evm-rpc.{chain}[{index}]: bad URL: {e}"))
                 })?;
-                endpoints.push(Endpoint {
-                    index,
-                    provider: RootProvider::new_http(url),
-                });
+                endpoints.push(RootProvider::new_http(url));
             }
             chains.insert(*chain, endpoints);
         }
@@ -106,6 +105,7 @@ impl ContractWallets {
             chains,
             timeout: cfg.rpc_timeout,
             validator: validator.into(),
+            calls: AtomicU64::new(0),
         })
     }
 
@@ -130,7 +130,7 @@ impl ContractWallets {
                 ),
             ));
         };
-        let verdict = match self.decide(endpoints, &check, message).await {
+        let verdict = match self.decide(chain, endpoints, &check, message).await {
             Ok(v) => v,
             Err(RpcDown) => {
                 count("rpc_unavailable");
@@ -159,21 +159,29 @@ impl ContractWallets {
 
     async fn decide(
         &self,
+        chain: u64,
         endpoints: &[Endpoint],
         check: &ContractCheck,
         message: &str,
     ) -> Result<Verdict, RpcDown> {
+        let chain = format!("eip155:{chain}");
+        let eps = || Endpoints {
+            chain: &chain,
+            endpoints,
+            timeout: self.timeout,
+            calls: &self.calls,
+        };
         let address = Address::from(check.address());
         let hash = B256::from(check.hash());
         let signature = Bytes::copy_from_slice(check.signature());
         if is_6492(&signature) {
             let data = encode_6492(&self.validator, address, hash, signature);
-            return Ok(match self.call(endpoints, None, data).await? {
+            return Ok(match self.call(eps(), None, data).await? {
                 CallOutcome::Returned(r) if is_6492_valid(&r) => Verdict::Valid("eip6492"),
                 _ => Verdict::Invalid("eip6492"),
             });
         }
-        if self.code(endpoints, address).await?.is_empty() {
+        if self.code(eps(), address).await?.is_empty() {
             return Ok(Verdict::NoCode);
         }
         let data = IERC1271::isValidSignatureCall {
@@ -181,7 +189,7 @@ impl ContractWallets {
             signature: signature.clone(),
         }
         .abi_encode();
-        if let CallOutcome::Returned(r) = self.call(endpoints, Some(address), data).await?
+        if let CallOutcome::Returned(r) = self.call(eps(), Some(address), data).await?
             && is_magic(&r, MAGIC_1271)
         {
             return Ok(Verdict::Valid("eip1271"));
@@ -191,30 +199,30 @@ impl ContractWallets {
             signature,
         }
         .abi_encode();
-        Ok(match self.call(endpoints, Some(address), data).await? {
+        Ok(match self.call(eps(), Some(address), data).await? {
             CallOutcome::Returned(r) if is_magic(&r, MAGIC_LEGACY) => Verdict::Valid("legacy1271"),
             _ => Verdict::Invalid("eip1271"),
         })
     }
 
-    /// `eth_getCode(address, latest)`, with failover.
-    async fn code(&self, endpoints: &[Endpoint], address: Address) -> Result<Bytes, RpcDown> {
-        for ep in endpoints {
-            let r = tokio::time::timeout(self.timeout, ep.provider.get_code_at(address)).await;
-            match r {
-                Ok(Ok(code)) => return Ok(code),
-                Ok(Err(e)) => endpoint_failed(ep, "eth_getCode", &e),
-                Err(_) => endpoint_timed_out(ep, "eth_getCode"),
-            }
-        }
-        Err(RpcDown)
+    /// `eth_getCode(address, latest)`, with the readers' endpoint failover.
+    async fn code(&self, eps: Endpoints<'_, Endpoint>, address: Address) -> Result<Bytes, RpcDown> {
+        failover::call(
+            eps,
+            "eth_getCode",
+            Clone::clone,
+            |p: RootProvider| async move { p.get_code_at(address).await },
+        )
+        .await
+        .map_err(|_| RpcDown)
     }
 
-    /// `eth_call` (`to` = None: a deployless creation call), with failover. A revert is an
-    /// answer; transport errors, timeouts and other JSON-RPC errors move to the next endpoint.
+    /// `eth_call` (`to` = None: a deployless creation call), with the readers' endpoint
+    /// failover. A revert is an answer; transport errors, timeouts and other JSON-RPC errors
+    /// move to the next endpoint.
     async fn call(
         &self,
-        endpoints: &[Endpoint],
+        eps: Endpoints<'_, Endpoint>,
         to: Option<Address>,
         data: Vec<u8>,
     ) -> Result<CallOutcome, RpcDown> {
@@ -222,20 +230,22 @@ impl ContractWallets {
         if let Some(to) = to {
             tx = tx.to(to);
         }
-        for ep in endpoints {
-            let r = tokio::time::timeout(self.timeout, ep.provider.call(tx.clone())).await;
-            match r {
-                Ok(Ok(ret)) => return Ok(CallOutcome::Returned(ret)),
-                Ok(Err(RpcError::ErrorResp(p)))
-                    if p.code == 3 || p.message.to_ascii_lowercase().contains("revert") =>
-                {
-                    return Ok(CallOutcome::Reverted);
+        failover::call(eps, "eth_call", Clone::clone, |p: RootProvider| {
+            let tx = tx.clone();
+            async move {
+                match p.call(tx).await {
+                    Ok(ret) => Ok(CallOutcome::Returned(ret)),
+                    Err(RpcError::ErrorResp(e))
+                        if e.code == 3 || e.message.to_ascii_lowercase().contains("revert") =>
+                    {
+                        Ok(CallOutcome::Reverted)
+                    }
+                    Err(e) => Err(e),
                 }
-                Ok(Err(e)) => endpoint_failed(ep, "eth_call", &e),
-                Err(_) => endpoint_timed_out(ep, "eth_call"),
             }
-        }
-        Err(RpcDown)
+        })
+        .await
+        .map_err(|_| RpcDown)
     }
 }
 
@@ -260,14 +270,6 @@ fn eoa_refusal(eoa: &SignInError, message: String) -> AppError {
         .with_label_values(&["siwe", eoa.code()])
         .inc();
     AppError::Unauthorized(eoa.code(), message)
-}
-
-fn endpoint_failed(ep: &Endpoint, method: &'static str, e: &TransportError) {
-    tracing::warn!(endpoint = ep.index, method, cause = %streamgate_auth::entitlement::evm::scrub_urls(&e.to_string()), "rpc endpoint failed");
-}
-
-fn endpoint_timed_out(ep: &Endpoint, method: &'static str) {
-    tracing::warn!(endpoint = ep.index, method, "rpc endpoint timed out");
 }
 
 /// Does `sig` carry the EIP-6492 wrapper suffix (after at least the 3-word head of the wrapper)?
@@ -384,84 +386,63 @@ mod tests {
         assert!(!is_6492(&[0x11; 65]));
     }
 
-    /// A real local EVM node (anvil, installed by `make setup` under scripts/chain), killed
-    /// when the guard drops.
-    struct Anvil(std::process::Child, String);
-
-    impl Drop for Anvil {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+    /// A URL nothing listens at (a reserved port, held by the returned guard).
+    fn dead_url() -> (streamgate_testkit::Ports, String) {
+        let (guard, port) = streamgate_testkit::dead_port();
+        (guard, format!("http://127.0.0.1:{port}"))
     }
 
-    async fn anvil() -> Anvil {
-        let bin = std::path::Path::new(
-            &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"),
-        )
-        .join("../scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let child = std::process::Command::new(&bin)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--silent",
-            ])
-            .spawn()
-            .unwrap_or_else(|e| panic!("{}: {e}; run `make setup`", bin.display()));
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(std::time::Instant::now() < deadline, "anvil did not start");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+    impl ContractWallets {
+        /// The test chain's endpoints.
+        fn eps(&self) -> Endpoints<'_, Endpoint> {
+            Endpoints {
+                chain: "eip155:31337",
+                endpoints: &self.chains[&31337],
+                timeout: self.timeout,
+                calls: &self.calls,
+            }
         }
-        Anvil(child, format!("http://127.0.0.1:{port}"))
-    }
-
-    async fn dead_url() -> String {
-        // Bound then dropped: nothing listens there any more.
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        format!("http://{}", l.local_addr().unwrap())
     }
 
     fn wallets(urls: Vec<String>) -> ContractWallets {
         let endpoints = urls
             .into_iter()
-            .enumerate()
-            .map(|(index, u)| Endpoint {
-                index,
-                provider: RootProvider::new_http(u.parse().unwrap()),
-            })
+            .map(|u| RootProvider::new_http(u.parse().unwrap()))
             .collect();
         ContractWallets {
             chains: [(31337, endpoints)].into(),
             timeout: Duration::from_secs(2),
             validator: Bytes::new(),
+            calls: AtomicU64::new(0),
         }
     }
 
     #[tokio::test]
     async fn fails_over_and_fails_closed() {
         let addr = Address::repeat_byte(7);
-        let all_dead = wallets(vec![dead_url().await, dead_url().await]);
-        let eps = &all_dead.chains[&31337];
-        assert!(all_dead.code(eps, addr).await.is_err());
-        assert!(all_dead.call(eps, Some(addr), vec![1]).await.is_err());
+        let ((_g1, d1), (_g2, d2)) = (dead_url(), dead_url());
+        let all_dead = wallets(vec![d1, d2]);
+        assert!(all_dead.code(all_dead.eps(), addr).await.is_err());
+        assert!(
+            all_dead
+                .call(all_dead.eps(), Some(addr), vec![1])
+                .await
+                .is_err()
+        );
+        // Two endpoints, two rounds (neither timed out: refused at once).
+        assert_eq!(all_dead.calls.load(std::sync::atomic::Ordering::Relaxed), 8);
 
-        let node = anvil().await;
-        let failover = wallets(vec![dead_url().await, node.1.clone()]);
-        let eps = &failover.chains[&31337];
-        let code = failover.code(eps, addr).await.ok().unwrap();
+        let node = streamgate_testkit::Anvil::start().await;
+        let (_g3, d3) = dead_url();
+        let failover = wallets(vec![d3, node.url.clone()]);
+        let code = failover.code(failover.eps(), addr).await.ok().unwrap();
         assert!(code.is_empty(), "no contract at a random address");
         // A call to an address without code answers (empty) on the live endpoint.
-        let answered = failover.call(eps, Some(addr), vec![1]).await.ok().unwrap();
+        let answered = failover
+            .call(failover.eps(), Some(addr), vec![1])
+            .await
+            .ok()
+            .unwrap();
         assert!(matches!(answered, CallOutcome::Returned(b) if b.is_empty()));
     }
 
@@ -480,7 +461,8 @@ mod tests {
         };
         let now = 1_767_225_600;
         let sig = format!("0x{}", "11".repeat(65));
-        let w = wallets(vec![dead_url().await]);
+        let (_g, dead) = dead_url();
+        let w = wallets(vec![dead]);
         let check =
             |m: &str| streamgate_auth::prepare_contract_check(m, &sig, &rules, now).unwrap();
         let e = w

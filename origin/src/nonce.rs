@@ -11,7 +11,7 @@ use crate::{contents::new_id, error::AppResult};
 const LEN: usize = 24;
 
 fn key(nonce: &str) -> String {
-    format!("sg:nonce:{nonce}")
+    streamgate_config::contract::keys::nonce(nonce)
 }
 
 /// Issues a nonce valid for `ttl`.

@@ -21,7 +21,7 @@ pub(crate) async fn check(
 ) -> AppResult<()> {
     let minute = crate::now_ms() / 60_000;
     let client = streamgate_config::net::rate_limit_key(ip);
-    let key = format!("sg:rl:{name}:{client}:{minute}");
+    let key = streamgate_config::contract::keys::rate_limit(name, &client, minute);
     let mut con = redis.clone();
     let (count,): (u64,) = redis::pipe()
         .atomic()

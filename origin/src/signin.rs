@@ -24,12 +24,13 @@ use serde::Deserialize;
 use serde_json::json;
 use streamgate_auth::{
     SessionClaims, SessionError, SessionKeys, SessionVerifier, SignInError, SignInRules,
-    SolanaCluster, VerifiedSignIn, entitlement::KnownChains, verify_siwe, verify_siws,
+    SolanaCluster, VerifiedSignIn, verify_siwe, verify_siws,
 };
 use streamgate_config::{
     AuthConfig,
     contract::{INVALIDATE_CHANNEL, Invalidation, revoked_session_key},
 };
+use streamgate_entitlements::KnownChains;
 
 use crate::{
     AppError, AppState, StartError, contract_wallet::ContractWallets, error::AppResult,
@@ -91,9 +92,7 @@ impl Auth {
 /// is refused with a 400 naming the field instead of making the edge answer 503 later, and an
 /// operator who gates content on another chain lists it in `auth.evm-chain-ids` (harmless: an
 /// EVM account is the same on every chain, and edges read whichever chain a rule names).
-fn policy_chains(
-    cfg: &AuthConfig,
-) -> Result<KnownChains, streamgate_auth::entitlement::PolicyError> {
+fn policy_chains(cfg: &AuthConfig) -> Result<KnownChains, streamgate_entitlements::PolicyError> {
     let evm = cfg.evm_chain_ids.iter().map(|id| format!("eip155:{id}"));
     let solana = cfg
         .solana_chains

@@ -93,7 +93,7 @@ pub(crate) struct UploadStore {
 }
 
 fn state_key(id: &str) -> String {
-    format!("sg:upload:{id}")
+    streamgate_config::contract::keys::upload_state(id)
 }
 
 fn s3_err<E: std::error::Error + 'static>(e: aws_sdk_s3::error::SdkError<E>) -> AppError {
@@ -182,11 +182,14 @@ impl UploadStore {
 
     /// Takes the writer lease of an upload, or answers 423 when another request holds it.
     pub(crate) async fn lease(&self, id: &str) -> AppResult<Lease> {
-        Lease::try_acquire(&self.redis, format!("sg:upload:{id}:lock"))
-            .await?
-            .ok_or(AppError::Locked(
-                "another request is writing this upload; retry",
-            ))
+        Lease::try_acquire(
+            &self.redis,
+            streamgate_config::contract::keys::upload_lock(id),
+        )
+        .await?
+        .ok_or(AppError::Locked(
+            "another request is writing this upload; retry",
+        ))
     }
 
     /// Appends `body` at `offset`. Returns the state after the bytes received were made

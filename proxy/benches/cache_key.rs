@@ -18,7 +18,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| streamgate_proxy::object_cache_hash(black_box(CID), black_box(PATH)))
     });
     g.bench_function("baseline_format_only", |b| {
-        b.iter(|| format!("sg1:{}/{}", black_box(CID), black_box(PATH)))
+        b.iter(|| streamgate_config::contract::edge_cache_key(black_box(CID), black_box(PATH)))
     });
     g.finish();
 }

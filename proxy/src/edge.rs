@@ -33,6 +33,7 @@ use pingora::{
 use streamgate_auth::TokenError;
 use streamgate_config::contract::{
     CLIENT_IP_HEADER, EDGE_KEY_HEADER, MEDIA_PREFIX, is_valid_content_id,
+    paths::{COOKIE_PREFIX, GRANT_PREFIX},
 };
 use tracing::{Instrument, Span, debug, error, info_span, warn};
 
@@ -48,11 +49,6 @@ use crate::{
     tokens::TokenPolicy,
     upstream::{self as upstream_mod, ObjectRef, Origin},
 };
-
-/// Path prefix of the playback-grant endpoint.
-const GRANT_PREFIX: &str = "/v1/playback/";
-/// Path prefix of cookie-mode objects (`/c/{content_id}/{path}`).
-const COOKIE_PREFIX: &str = "/c/";
 
 /// Methods the gated route answers.
 const GATED_ALLOW: &str = "GET, HEAD, OPTIONS";

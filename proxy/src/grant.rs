@@ -17,14 +17,15 @@ use moka::future::Cache;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use serde::Deserialize;
 use serde_json::Value;
-use streamgate_auth::{
-    JwksFuture, JwksSource, RemoteVerifier, SessionError,
-    entitlement::{
-        AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
-        SolanaChain, SolanaClusters, SolanaReader, SolanaRpcReader, Tier, evaluate, is_owner,
-    },
+use streamgate_auth::{JwksFuture, JwksSource, RemoteVerifier, SessionError};
+use streamgate_config::{
+    EntitlementsConfig, SessionSection,
+    contract::{keys, layout, paths},
 };
-use streamgate_config::{EntitlementsConfig, SessionSection};
+use streamgate_entitlements::{
+    AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
+    SolanaChain, SolanaClusters, SolanaReader, SolanaRpcReader, Tier, evaluate, is_owner,
+};
 use tokio::sync::OnceCell;
 
 use crate::{
@@ -442,7 +443,7 @@ impl Grants {
         if let Ok(checker) = self.checker().await
             && let Some(mut con) = checker.l2.clone()
         {
-            let key = format!("sg:subj:{}", hex::encode(hash));
+            let key = keys::viewer(&hex::encode(hash));
             let ttl = self.tokens.max_ttl().as_secs().max(1);
             let r: redis::RedisResult<()> =
                 redis::AsyncCommands::set_ex(&mut con, key, subject, ttl).await;
@@ -461,7 +462,7 @@ impl Grants {
         let Some(mut con) = self.checker().await?.l2.clone() else {
             return Ok(None);
         };
-        let key = format!("sg:subj:{}", hex::encode(hash));
+        let key = keys::viewer(&hex::encode(hash));
         let s: Option<String> = redis::AsyncCommands::get(&mut con, key)
             .await
             .map_err(|e| GrantError::Undecidable(format!("viewer record unreadable: {e}")))?;
@@ -539,8 +540,8 @@ impl GrantBody {
     pub(crate) fn new(content_id: &str, m: &Minted) -> Self {
         let exp = std::time::UNIX_EPOCH + Duration::from_secs(m.expires_at);
         Self {
-            hls: format!("/p/{}/{content_id}/master.m3u8", m.token),
-            dash: format!("/p/{}/{content_id}/manifest.mpd", m.token),
+            hls: paths::gated(&m.token, content_id, layout::HLS_MASTER),
+            dash: paths::gated(&m.token, content_id, layout::DASH_MANIFEST),
             token: m.token.clone(),
             expires_at: humantime::format_rfc3339_seconds(exp).to_string(),
         }
@@ -551,15 +552,10 @@ impl GrantBody {
     /// The body of a cookie-mode grant: token-free URLs under `/c/{id}/`.
     pub(crate) fn cookie(content_id: &str, m: &Minted) -> Self {
         let mut b = Self::new(content_id, m);
-        b.hls = format!("/c/{content_id}/master.m3u8");
-        b.dash = format!("/c/{content_id}/manifest.mpd");
+        b.hls = paths::cookie_mode(content_id, layout::HLS_MASTER);
+        b.dash = paths::cookie_mode(content_id, layout::DASH_MANIFEST);
         b
     }
-}
-
-/// Name of the cookie carrying the playback token of `content_id` in cookie mode.
-fn play_cookie_name(content_id: &str) -> String {
-    format!("sgp_{content_id}")
 }
 
 /// `Set-Cookie` value for a cookie-mode grant: scoped to `/c/{id}/`, `HttpOnly`, living as long
@@ -573,9 +569,10 @@ pub(crate) fn play_cookie(content_id: &str, m: &Minted, cross_site: bool) -> Str
         "SameSite=Lax"
     };
     format!(
-        "{}={}; Path=/c/{content_id}/; Max-Age={max_age}; HttpOnly; {same_site}",
-        play_cookie_name(content_id),
-        m.token
+        "{}={}; Path={}{content_id}/; Max-Age={max_age}; HttpOnly; {same_site}",
+        paths::play_cookie(content_id),
+        m.token,
+        paths::COOKIE_PREFIX
     )
 }
 
@@ -584,7 +581,7 @@ pub(crate) fn play_cookie_value<'a>(
     req: &'a pingora::http::RequestHeader,
     content_id: &str,
 ) -> Option<&'a str> {
-    cookie_value(req, &play_cookie_name(content_id))
+    cookie_value(req, &paths::play_cookie(content_id))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -22,7 +22,7 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use pingora::{server::ShutdownWatch, services::background::BackgroundService};
-use streamgate_config::contract::{INVALIDATE_CHANNEL, Invalidation};
+use streamgate_config::contract::{INVALIDATE_CHANNEL, Invalidation, keys};
 use tracing::{debug, info, warn};
 
 use crate::{cache::EdgeCache, grant::Grants, metrics::EdgeMetrics, upstream::cache_key};
@@ -93,7 +93,7 @@ impl Invalidator {
                     match msg.get_payload::<String>() {
                         Ok(json) => self.apply(&json).await,
                         Err(e) => {
-                            warn!(cause = %e, "sg:invalidate: non-text message");
+                            warn!(cause = %e, channel = INVALIDATE_CHANNEL, "non-text message");
                             self.metrics.invalidation("malformed");
                         }
                     }
@@ -124,7 +124,7 @@ impl Invalidator {
         let mut iter: redis::AsyncIter<'_, String> = redis::cmd("SCAN")
             .cursor_arg(0)
             .arg("MATCH")
-            .arg("sg:revoked:*")
+            .arg(format!("{}*", keys::REVOKED_SESSION_PREFIX))
             .arg("COUNT")
             .arg(1000)
             .clone()
@@ -138,7 +138,7 @@ impl Invalidator {
         let now = crate::edge::unix_now();
         for key in &keys {
             let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut con).await?;
-            if let Some(jti) = key.strip_prefix("sg:revoked:")
+            if let Some(jti) = keys::revoked_jti(key)
                 && ttl > 0
             {
                 grants.revoke_session(jti, now + ttl);
@@ -147,7 +147,8 @@ impl Invalidator {
         self.metrics.invalidation("resync");
         info!(
             revoked = keys.len(),
-            "sg:invalidate subscribed, caches resynchronised"
+            channel = INVALIDATE_CHANNEL,
+            "subscribed, caches resynchronised"
         );
         Ok(())
     }
@@ -156,7 +157,7 @@ impl Invalidator {
         let msg: Invalidation = match serde_json::from_str(json) {
             Ok(m) => m,
             Err(e) => {
-                warn!(cause = %e, "sg:invalidate: malformed message ignored");
+                warn!(cause = %e, channel = INVALIDATE_CHANNEL, "malformed message ignored");
                 self.metrics.invalidation("malformed");
                 return;
             }
@@ -206,7 +207,7 @@ impl BackgroundService for Invalidator {
                 _ = shutdown.changed() => return,
                 r = self.subscribe_once() => {
                     if let Err(e) = r {
-                        warn!(cause = %e, "sg:invalidate subscription lost; reconnecting");
+                        warn!(cause = %e, channel = INVALIDATE_CHANNEL, "subscription lost; reconnecting");
                     }
                 }
             }

@@ -154,7 +154,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
             metrics.clone(),
         );
         server.add_service(pingora::services::background::background_service(
-            "sg:invalidate",
+            streamgate_config::contract::INVALIDATE_CHANNEL,
             task,
         ));
     }

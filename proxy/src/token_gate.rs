@@ -13,8 +13,7 @@ use sha2::{Digest, Sha256};
 use streamgate_auth::{KeySet, TokenError, Verified};
 use streamgate_config::contract::{is_valid_content_id, is_valid_media_path};
 
-/// Prefix of gated object paths.
-pub(crate) const GATED_PREFIX: &str = "/p/";
+pub(crate) use streamgate_config::contract::paths::GATED_PREFIX;
 
 /// Longest request path accepted on the gated route: a maximal token (128), content id (64) and
 /// media path (256) plus separators fit with room to spare.

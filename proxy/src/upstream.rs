@@ -80,7 +80,7 @@ impl ObjectRef {
 
     /// Origin's path for this object: `/v/{content_id}/{path}`.
     pub(crate) fn origin_path(&self) -> String {
-        format!("/v/{}", self.key)
+        streamgate_config::contract::paths::media(self.content_id(), self.path())
     }
 }
 
@@ -90,7 +90,10 @@ impl ObjectRef {
 /// entries; the user tag is the content id, so per-content accounting and invalidation can find
 /// every object of a content.
 pub(crate) fn cache_key(content_id: &str, path: &str) -> CacheKey {
-    CacheKey::new(format!("sg1:{content_id}/{path}"), content_id)
+    CacheKey::new(
+        streamgate_config::contract::edge_cache_key(content_id, path),
+        content_id,
+    )
 }
 
 /// The origin every gated request is fetched from.
@@ -321,7 +324,10 @@ mod tests {
         let ka = cache_key(a.content_id(), a.path());
         let kb = cache_key(b.content_id(), b.path());
         assert_eq!(ka.primary_bin(), kb.primary_bin());
-        assert_eq!(ka.primary_key(), b"sg1:c1/master.m3u8");
+        assert_eq!(
+            ka.primary_key(),
+            streamgate_config::contract::edge_cache_key("c1", "master.m3u8").as_bytes()
+        );
         assert_eq!(ka.user_tag(), "c1");
         let other = cache_key("c1", "manifest.mpd");
         assert_ne!(ka.primary_bin(), other.primary_bin());

@@ -257,7 +257,7 @@ fn delivery(entry: StreamId, reclaimed: bool) -> Delivery {
 }
 
 fn error_key(id: &str) -> String {
-    format!("sg:jobs:error:{id}")
+    streamgate_config::contract::keys::job_error(id)
 }
 
 fn xadd_event(event: &Event) -> redis::Cmd {
@@ -308,7 +308,7 @@ mod tests {
         let packed = String::from_utf8_lossy(&xadd_event(&e).get_packed_command()).into_owned();
         for part in [
             "XADD",
-            "sg:events",
+            EVENTS_STREAM,
             "MAXLEN",
             "~",
             "100000",

@@ -10,11 +10,12 @@ use std::{
 };
 
 use streamgate_config::{Rung, default_ladder};
+use streamgate_testkit::make_clip_at as make_clip;
 use streamgate_transcoder::{
     Error, Package, extinf_total, master_variants, playlist_uris, transcode,
 };
 use tokio::sync::watch;
-use utils::{ffmpeg_config, make_clip, read, small_ladder};
+use utils::{ffmpeg_config, read, small_ladder};
 
 /// Transcodes `src` in `work`, collecting progress reports.
 async fn run(src: &Path, work: &Path, ladder: &[Rung]) -> (Result<Package, Error>, Vec<f32>) {

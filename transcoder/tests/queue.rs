@@ -1,15 +1,11 @@
 //! End to end against a private `redis-server` and `s3s-fs`: a job becomes a package in S3 and
 //! a `ready` event, a malformed job is dead-lettered, a text upload fails permanently.
 //!
-//! Skipped (with a message) when `redis-server` or `s3s-fs` is not installed.
+//! Both run on reserved ports (`streamgate-testkit`); a missing server fails the test.
 
 mod utils;
 
-use std::{
-    net::TcpListener,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use streamgate_config::{
@@ -17,50 +13,12 @@ use streamgate_config::{
     WorkerConfig,
     contract::{EVENTS_STREAM, Event, JOBS_DEAD_LETTER, JOBS_GROUP, JOBS_STREAM, Job},
 };
+use streamgate_testkit::{PrivateRedis, PrivateS3, make_clip_at as make_clip};
 use streamgate_transcoder::run_until;
 use tokio::sync::watch;
-use utils::{make_clip, small_ladder};
+use utils::small_ladder;
 
-/// Kills the child process it owns when dropped.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn spawn(program: &str, args: &[&str]) -> Option<Proc> {
-    let child = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
-    Some(Proc(child))
-}
-
-async fn wait_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(Instant::now() < deadline, "port {port} never opened");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-fn config(redis_port: u16, s3_port: u16) -> TranscoderConfig {
+fn config(st: &Stack) -> TranscoderConfig {
     TranscoderConfig {
         worker: WorkerConfig {
             name: "w1".into(),
@@ -71,16 +29,16 @@ fn config(redis_port: u16, s3_port: u16) -> TranscoderConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
         },
         s3: S3Config {
-            endpoint: format!("http://127.0.0.1:{s3_port}"),
+            endpoint: st.s3.endpoint.clone(),
             region: "us-east-1".into(),
             bucket: "media-test".into(),
             force_path_style: true,
-            access_key: Secret::new("AK"),
-            secret_key: Secret::new("SKSKSKSK"),
+            access_key: Secret::new(st.s3.access_key.clone()),
+            secret_key: Secret::new(st.s3.secret_key.clone()),
             create_bucket: true,
         },
         redis: RedisConfig {
-            url: format!("redis://127.0.0.1:{redis_port}"),
+            url: st.redis.url(),
             command_timeout: Duration::from_secs(2),
         },
         ffmpeg: FfmpegConfig {
@@ -113,64 +71,28 @@ async fn final_events(conn: &mut redis::aio::MultiplexedConnection) -> Vec<Event
         .collect()
 }
 
-/// A private Redis and S3 for one test; both are killed on drop.
+/// A private Redis and S3 for one test (started by the test kit, on reserved ports); both are
+/// killed on drop. A missing `redis-server` or `s3s-fs` fails the test: `make setup` installs
+/// them.
 struct Stack {
-    _redis: Proc,
-    _s3: Proc,
-    rp: u16,
-    sp: u16,
+    redis: PrivateRedis,
+    s3: PrivateS3,
     tmp: tempfile::TempDir,
 }
 
-async fn stack() -> Stack {
-    let (rp, sp) = (free_port(), free_port());
-    let tmp = tempfile::tempdir().unwrap();
-    let s3_dir = tmp.path().join("s3");
-    std::fs::create_dir(&s3_dir).unwrap();
-    let rps = rp.to_string();
-    let Some(_redis) = spawn(
-        "redis-server",
-        &["--port", &rps, "--save", "", "--appendonly", "no"],
-    ) else {
-        panic!("redis-server is not installed: run `make setup`");
-    };
-    let sps = sp.to_string();
-    let s3_args = [
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &sps,
-        "--access-key",
-        "AK",
-        "--secret-key",
-        "SKSKSKSK",
-    ];
-    let s3_bin = std::env::var("HOME")
-        .map(|h| format!("{h}/.cargo/bin/s3s-fs"))
-        .unwrap_or_default();
-    let mut args = s3_args.to_vec();
-    let dir = s3_dir.to_string_lossy().into_owned();
-    args.push(&dir);
-    let Some(_s3) = spawn("s3s-fs", &args).or_else(|| spawn(&s3_bin, &args)) else {
-        panic!("s3s-fs is not installed: run `make setup`");
-    };
-    wait_port(rp).await;
-    wait_port(sp).await;
-
+fn stack() -> Stack {
     Stack {
-        _redis,
-        _s3,
-        rp,
-        sp,
-        tmp,
+        redis: PrivateRedis::start(),
+        s3: PrivateS3::start(),
+        tmp: tempfile::tempdir().unwrap(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn job_to_ready_package() {
-    let st = stack().await;
-    let (rp, sp, tmp) = (st.rp, st.sp, &st.tmp);
-    let cfg = config(rp, sp);
+    let st = stack();
+    let tmp = &st.tmp;
+    let cfg = config(&st);
     let s3 = streamgate_transcoder::s3::client(&cfg.s3);
     s3.create_bucket()
         .bucket("media-test")
@@ -273,8 +195,8 @@ async fn job_to_ready_package() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn abandoned_job_is_reclaimed_then_dead_lettered() {
-    let st = stack().await;
-    let mut cfg = config(st.rp, st.sp);
+    let st = stack();
+    let mut cfg = config(&st);
     cfg.worker.reclaim_idle = Duration::from_millis(300);
     cfg.worker.heartbeat = Duration::from_millis(100);
     cfg.worker.max_attempts = 2;

@@ -51,7 +51,7 @@ pub struct RemoteVerifier<S> {
     /// When the last fetch was started; guards the refresh rate.
     last_fetch: Mutex<Instant>,
     /// Held for the length of a fetch: refreshes run one at a time.
-    fetching: tokio::sync::Mutex<()>,
+    fetching: futures_util::lock::Mutex<()>,
     /// Successful refreshes so far: a caller that waited for someone else's fetch sees it move.
     generation: AtomicU64,
 }
@@ -74,7 +74,7 @@ impl<S: JwksSource> RemoteVerifier<S> {
             source,
             min_refresh,
             last_fetch: Mutex::new(Instant::now()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: futures_util::lock::Mutex::new(()),
             generation: AtomicU64::new(0),
         })
     }
@@ -280,7 +280,7 @@ mod tests {
             source: source.clone(),
             min_refresh: Duration::ZERO,
             last_fetch: Mutex::new(Instant::now()),
-            fetching: tokio::sync::Mutex::new(()),
+            fetching: futures_util::lock::Mutex::new(()),
             generation: AtomicU64::new(0),
         });
         let token = new

@@ -8,6 +8,8 @@
 //!                   ─ origin fails, within stale-if-error ───────► STALE
 //!                   ─ manifest within stale-while-revalidate ────► STALE (refreshed behind)
 //!     miss ─ cache lock: the first fetches, the rest wait (≤ lock-timeout) ─► MISS / HIT-L1
+//!            (a miss that asks for the lock after the fetch finished is sent back to L1:
+//!             `lock`, no second fetch)
 //! ```
 //!
 //! Freshness is RFC 9111's, from origin's headers (`Cache-Control`, `Expires`); a response
@@ -15,6 +17,7 @@
 //! `stale-if-error`/`stale-while-revalidate` or the edge's defaults, each capped by config;
 //! segments never get stale-while-revalidate (they are immutable), manifests do.
 
+mod lock;
 pub(crate) mod storage;
 
 use std::time::Duration;
@@ -22,8 +25,7 @@ use std::time::Duration;
 use pingora::{
     cache::{
         CacheMeta, CacheOptionOverrides, CachePhase, NoCacheReason, RespCacheable,
-        cache_control::CacheControl, filters::resp_cacheable, lock::CacheLock,
-        meta::CacheMetaDefaults,
+        cache_control::CacheControl, filters::resp_cacheable, meta::CacheMetaDefaults,
     },
     http::ResponseHeader,
     proxy::Session,
@@ -32,6 +34,7 @@ use streamgate_config::CacheSection;
 
 use crate::token_gate::ObjectKind;
 
+use lock::CoalescingLock;
 pub(crate) use storage::{Hit, StorageConfig, Tier, TieredStorage};
 
 /// No freshness unless origin gives one: the edge never invents a TTL.
@@ -40,7 +43,7 @@ const NO_DEFAULT_TTL: CacheMetaDefaults = CacheMetaDefaults::new(|_| None, 0, 0)
 /// The cache of one edge: the tiers, the lock that coalesces misses, and the bounds.
 pub(crate) struct EdgeCache {
     storage: &'static TieredStorage,
-    lock: &'static CacheLock,
+    lock: &'static CoalescingLock,
     lock_timeout: Duration,
     stale_if_error: u32,
     stale_while_revalidate: u32,
@@ -64,9 +67,10 @@ impl EdgeCache {
             },
             metrics,
         )?;
+        let storage: &'static TieredStorage = Box::leak(Box::new(storage));
         Ok(Self {
-            storage: Box::leak(Box::new(storage)),
-            lock: Box::leak(Box::new(CacheLock::new(cfg.lock_age))),
+            storage,
+            lock: Box::leak(Box::new(CoalescingLock::new(storage, cfg.lock_age))),
             lock_timeout: cfg.lock_timeout,
             stale_if_error: secs(cfg.stale_if_error),
             stale_while_revalidate: secs(cfg.stale_while_revalidate),

@@ -218,12 +218,12 @@ impl L2 {
 
 /// L2 key of an object of `content_id` (hash-tagged by the content).
 fn l2_key(content_id: &str, hash: &HashBinary) -> String {
-    format!("sg:obj:{{{content_id}}}:{}", hex::encode(hash))
+    streamgate_config::contract::keys::edge_object(content_id, &hex::encode(hash))
 }
 
 /// L2 set of a content's object keys (same hash tag as its objects).
 fn l2_index(content_id: &str) -> String {
-    format!("sg:objs:{{{content_id}}}")
+    streamgate_config::contract::keys::edge_objects(content_id)
 }
 
 /// The edge's cache storage. Built once and leaked (`&'static`, as pingora requires).
@@ -277,6 +277,11 @@ impl TieredStorage {
             max_object: cfg.max_object,
             metrics,
         })
+    }
+
+    /// Whether L1 holds an object under `key` (a fetch of it has finished here).
+    pub(crate) fn in_l1(&self, key: &CacheKey) -> bool {
+        self.l1.contains_key(&key.combined_bin())
     }
 
     /// L1 size: (bytes, objects).
@@ -424,7 +429,13 @@ impl Storage for TieredStorage {
                     self.l1.insert(hash, o.clone());
                     (o, Tier::L2)
                 }
-                None => return Ok(None),
+                // The L2 read took a round trip: a fetch of this key may have finished into
+                // L1 meanwhile (and released its cache lock); look again before calling it a
+                // miss, or this request would fetch the object a second time.
+                None => match self.l1.get(&hash) {
+                    Some(o) => (o, Tier::L1),
+                    None => return Ok(None),
+                },
             },
         };
         let meta = obj.meta()?;

@@ -181,12 +181,13 @@ pub struct TestEdge {
     pub config: ProxyConfig,
 }
 
+/// A port reserved for this test binary's whole life (the edges here run until it exits), so
+/// no other test can take it between reservation and the edge's bind.
 fn free_port() -> u16 {
-    // The port is released before the edge binds it; collisions are unlikely on loopback.
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
+    let ports = streamgate_testkit::reserve(1);
+    let port = ports.get(0);
+    std::mem::forget(ports);
+    port
 }
 
 /// Writes a config for an edge in front of `origin` and loads it through the real loader.
@@ -259,9 +260,8 @@ pub static EDGE: LazyLock<TestEdge> = LazyLock::new(|| start_edge(test_config(OR
 
 /// An edge whose origin port is closed.
 pub static EDGE_ORIGIN_DOWN: LazyLock<TestEdge> = LazyLock::new(|| {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("closed port");
+    // A reserved port nothing listens on, for the binary's life.
+    let closed: SocketAddr = ([127, 0, 0, 1], free_port()).into();
     start_edge(test_config(closed, "1s"))
 });
 

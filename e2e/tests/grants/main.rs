@@ -1,0 +1,9 @@
+//! Playback grants end to end: real ERC-721/1155/20 holdings on anvil (`playback`),
+//! invalidations (`invalidation`), RPC and Redis outages (`outages`), one chain check for a
+//! burst (`singleflight`), SPL holdings on Surfnet (`solana`).
+
+mod invalidation;
+mod outages;
+mod playback;
+mod singleflight;
+mod solana;

@@ -1,0 +1,97 @@
+//! Real players in a real browser: hls.js and dash.js in headless Chromium
+//! (`scripts/players/play.mjs`, page served from another origin so CORS is exercised) play a
+//! gated video through the stack's edge; the same with a tampered token fails; cookie mode
+//! (grant with `?mode=cookie&redirect=hls`, token in an HttpOnly cookie) plays too.
+
+use std::{process::Command, time::Duration};
+
+use serde_json::Value;
+use streamgate_testkit::{Stack, Wallet, grant, make_clip};
+
+/// Runs the player check, its page served from the stack's `PLAYER_PAGE_PORT` (the one page
+/// origin the stack edge's CORS list names, besides `http://player.example`); (exit success,
+/// its JSON report). The one test of this binary runs the players one after another.
+fn play(st: &Stack, args: &[&str]) -> (bool, Value) {
+    let script = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../scripts/players/play.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(args)
+        .args(["--page-port", &st.env_value("PLAYER_PAGE_PORT")])
+        .output()
+        .expect("node scripts/players/play.mjs (run make setup)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "play.mjs printed no JSON ({e}): {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.success(), report)
+}
+
+#[tokio::test]
+async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
+    let st = Stack::load().await;
+    let clip = make_clip(640, 360, 8, true);
+    let id = st.upload("players", &clip, 1 << 20).await;
+    assert_eq!(
+        st.wait_done(&id, Duration::from_secs(120)).await["status"],
+        "ready"
+    );
+    let viewer = st.sign_in(&Wallet::new(51)).await;
+    let (status, body) = grant(&st, &id, Some(&viewer)).await;
+    assert_eq!(status, 200, "{body}");
+
+    for (kind, url) in [("hls", &body["hls"]), ("dash", &body["dash"])] {
+        let url = format!("{}{}", st.edge, url.as_str().unwrap());
+        let (ok, report) = play(&st, &["--kind", kind, "--url", &url, "--seconds", "4"]);
+        assert!(ok, "{kind}: {report}");
+        assert_eq!(report["played"], true, "{report}");
+        assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+        assert_eq!(report["bad"].as_array().unwrap().len(), 0, "{report}");
+        let text = report.to_string();
+        assert!(
+            !text.contains(body["token"].as_str().unwrap()),
+            "token leaked"
+        );
+    }
+
+    // The same stream with a tampered token: the player fails on 403s.
+    let token = body["token"].as_str().unwrap();
+    let mut bad = token.to_owned();
+    let flip = if bad.ends_with('A') { "B" } else { "A" };
+    bad.replace_range(bad.len() - 1.., flip);
+    let url = format!("{}/p/{bad}/{id}/master.m3u8", st.edge);
+    let (ok, report) = play(&st, &["--kind", "hls", "--url", &url, "--seconds", "2"]);
+    assert!(!ok, "{report}");
+    assert_eq!(report["played"], false, "{report}");
+    assert!(
+        report["bad"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["status"] == 403),
+        "{report}"
+    );
+
+    // Cookie mode: the browser presents the session cookie to the grant endpoint, which sets
+    // the playback cookie and redirects to token-free /c/ URLs.
+    let url = format!("{}/v1/playback/{id}?mode=cookie&redirect=hls", st.edge);
+    let cookie = format!("sg_session={viewer}");
+    let (ok, report) = play(
+        &st,
+        &[
+            "--kind",
+            "hls",
+            "--url",
+            &url,
+            "--seconds",
+            "4",
+            "--cookie",
+            &cookie,
+        ],
+    );
+    assert!(ok, "cookie mode: {report}");
+    assert!(!report.to_string().contains(&viewer), "session leaked");
+}

@@ -1,0 +1,54 @@
+//! Media for tests: clips generated with FFmpeg's test sources, and noise that is no video.
+
+use std::{path::Path, process::Command};
+
+/// Generates a clip with FFmpeg's test sources.
+pub fn make_clip(width: u32, height: u32, seconds: u32, audio: bool) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("clip.mp4");
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=25"));
+    if audio {
+        cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    }
+    cmd.args([
+        "-t",
+        &seconds.to_string(),
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+    ]);
+    // odd sizes cannot be 4:2:0; keep them odd on purpose with 4:4:4
+    if width % 2 == 1 || height % 2 == 1 {
+        cmd.args(["-pix_fmt", "yuv444p"]);
+    } else {
+        cmd.args(["-pix_fmt", "yuv420p"]);
+    }
+    if audio {
+        cmd.args(["-c:a", "aac", "-shortest"]);
+    }
+    let status = cmd.arg(&out).status().expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg clip generation");
+    std::fs::read(out).unwrap()
+}
+
+/// Deterministic pseudo-random bytes (not a video).
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes a clip to `path` (for tests that hand FFmpeg a file): `testsrc2` at 30 fps, plus a
+/// 440 Hz tone when `audio`; odd sizes in 4:4:4.
+pub fn make_clip_at(path: &Path, width: u32, height: u32, seconds: u32, audio: bool) {
+    std::fs::write(path, make_clip(width, height, seconds, audio)).expect("write the clip");
+}

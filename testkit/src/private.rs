@@ -1,0 +1,601 @@
+//! Private processes a test owns (killed on drop, on ports reserved for them): edges and
+//! origins built from the stack's binaries and configs, transcoders, Redis and Redis Cluster,
+//! anvil, an S3 server, and a TCP forwarder that can cut a connection.
+
+use std::{
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use crate::{
+    ports::{Ports, reserve},
+    proc::{Proc, wait_answers, wait_tcp},
+    stack::{Stack, repo_root},
+};
+
+/// A private edge (the stack's binary) over the stack's origin, with an `[entitlements]`
+/// body supplied by the test (TTLs, `redis-url`, RPC maps). Killed on drop.
+pub struct PrivateEdge {
+    /// Player-facing base URL.
+    pub url: String,
+    /// Its metrics page (`…/metrics`).
+    pub metrics: String,
+    /// The process (holding its ports).
+    pub proc: Proc,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Its config file.
+    pub conf: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateEdge {
+    /// A private edge whose upstream is the stack's origin (its internal listener).
+    pub async fn start(st: &Stack, entitlements: &str) -> PrivateEdge {
+        Self::start_with_origin(st, &st.origin_internal_addr(), entitlements).await
+    }
+
+    /// A private edge fetching objects from `origin` (`host:port`); sessions and policies
+    /// still come from the stack's origin. `extra` is appended TOML (`[entitlements]` is
+    /// required, `[cache]` etc. optional).
+    pub async fn start_with_origin(st: &Stack, origin: &str, extra: &str) -> PrivateEdge {
+        Self::start_with_upstream(st, &format!("origin = \"{origin}\""), extra).await
+    }
+
+    /// A private edge with `upstream` as the body of its `[upstream]` section (the stack's edge
+    /// key is added: every private edge presents it upstream and accepts it from children).
+    pub async fn start_with_upstream(st: &Stack, upstream: &str, extra: &str) -> PrivateEdge {
+        Self::start_full(st, upstream, "", extra).await
+    }
+
+    /// A private edge with extra `[tokens]` lines (`bind-ip = true`, …) too.
+    pub async fn start_full(st: &Stack, upstream: &str, tokens: &str, extra: &str) -> PrivateEdge {
+        let entitlements = extra;
+        let dir = tempfile::tempdir().unwrap();
+        let ports = reserve(2);
+        let (edge_port, metrics_port) = (ports.get(0), ports.get(1));
+        let key = dir.path().join("token-key");
+        std::fs::write(&key, "ab".repeat(32)).unwrap();
+        let conf = dir.path().join("proxy.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"[server]
+listen = "127.0.0.1:{edge_port}"
+metrics-listen = "127.0.0.1:{metrics_port}"
+grace-period = "1s"
+edge-keys = [{{ file = "{edge_key}" }}]
+[upstream]
+{upstream}
+edge-key = {{ file = "{edge_key}" }}
+[tokens]
+signing-key = "k1"
+{tokens}
+[[tokens.keys]]
+id = "k1"
+secret = {{ file = "{key}" }}
+[session]
+jwks-url = "{o}/.well-known/jwks.json"
+issuer = "{o}"
+{entitlements}
+"#,
+                key = key.display(),
+                edge_key = st.edge_key_file.display(),
+                o = st.origin,
+            ),
+        )
+        .unwrap();
+        let log = dir.path().join("edge.log");
+        let proc = Proc::spawn_logged(
+            Command::new(st.bin_dir.join("streamgate-proxy"))
+                .arg("--config")
+                .arg(&conf),
+            &log,
+        )
+        .holding(ports);
+        let url = format!("http://127.0.0.1:{edge_port}");
+        wait_answers(&st.http, &url, &log).await;
+        PrivateEdge {
+            url,
+            metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
+            proc,
+            log,
+            conf,
+            _dir: dir,
+        }
+    }
+
+    /// A playback token for `content_id` signed with this edge's key.
+    pub fn mint(&self, st: &Stack, content_id: &str) -> String {
+        self.mint_with(st, content_id, &[])
+    }
+
+    /// A playback token for `content_id` with extra `token mint` arguments (`--ip ADDR`).
+    pub fn mint_with(&self, st: &Stack, content_id: &str, args: &[&str]) -> String {
+        let out = Command::new(st.bin_dir.join("streamgate-proxy"))
+            .args(["token", "mint", "--config"])
+            .arg(&self.conf)
+            .args(["--content", content_id, "--ttl", "1h"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    /// Its metrics page, as text.
+    pub async fn metrics_page(&self, st: &Stack) -> String {
+        st.http
+            .get(&self.metrics)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `GET {path}` at this edge with optional extra headers.
+    pub async fn get(&self, st: &Stack, path: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut req = st.http.get(format!("{}{path}", self.url));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `GET /v1/playback/{id}` at this edge.
+    pub async fn grant(&self, st: &Stack, id: &str, session: &str) -> (u16, Value) {
+        let r = st
+            .http
+            .get(format!("{}/v1/playback/{id}", self.url))
+            .header("authorization", format!("Bearer {session}"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// A private origin: the stack's `origin.toml` with its own listeners and Redis (so its rate
+/// limits and event consumers touch nothing of the stack's), `[auth.rate-limit]` and
+/// `[server]` lines replaced by the test's. Shares the stack's S3 bucket. Killed on drop.
+pub struct PrivateOrigin {
+    /// Public base URL.
+    pub url: String,
+    /// Internal (edges') base URL.
+    pub internal_url: String,
+    /// The process (holding its ports).
+    pub proc: Proc,
+    /// Its log file.
+    pub log: PathBuf,
+    /// Its own Redis.
+    pub redis: PrivateRedis,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateOrigin {
+    /// `server_extra`: lines added to `[server]` (`trusted-proxies = […]`); `rate_limit`: the
+    /// body of `[auth.rate-limit]`.
+    pub async fn start(st: &Stack, server_extra: &str, rate_limit: &str) -> PrivateOrigin {
+        let redis = PrivateRedis::start();
+        let redis_port = redis.port;
+        let dir = tempfile::tempdir().unwrap();
+        let ports = reserve(2);
+        let (port, internal) = (ports.get(0), ports.get(1));
+        let stack_conf = std::fs::read_to_string(st.config_dir.join("origin.toml")).unwrap();
+        let mut out = String::new();
+        let mut section = String::new();
+        for line in stack_conf.lines() {
+            if line.starts_with('[') {
+                section = line.to_owned();
+                out.push_str(line);
+                out.push('\n');
+                match line {
+                    "[server]" => {
+                        out.push_str(&format!(
+                            "listen = \"127.0.0.1:{port}\"\ninternal-listen = \"127.0.0.1:{internal}\"\n\
+                             public-url = \"http://127.0.0.1:{port}\"\n{server_extra}\n"
+                        ));
+                    }
+                    "[auth.rate-limit]" => {
+                        out.push_str(rate_limit);
+                        out.push('\n');
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            let key = line.split('=').next().unwrap_or("").trim();
+            let replaced = match (section.as_str(), key) {
+                ("[server]", "listen" | "internal-listen" | "public-url") => true,
+                ("[auth.rate-limit]", _) => true,
+                ("[redis]", "url") => {
+                    out.push_str(&format!("url = \"redis://127.0.0.1:{redis_port}\"\n"));
+                    true
+                }
+                _ => false,
+            };
+            if !replaced {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        let conf = dir.path().join("origin.toml");
+        std::fs::write(&conf, out).unwrap();
+        let log = dir.path().join("origin.log");
+        let proc = Proc::spawn_logged(
+            Command::new(st.bin_dir.join("streamgate-origin"))
+                .arg("--config")
+                .arg(&conf),
+            &log,
+        )
+        .holding(ports);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_answers(&st.http, &url, &log).await;
+        PrivateOrigin {
+            url,
+            internal_url: format!("http://127.0.0.1:{internal}"),
+            proc,
+            log,
+            redis,
+            _dir: dir,
+        }
+    }
+}
+
+/// A private transcoder: the stack's `transcoder.toml` with another Redis (`redis_url`) and
+/// its own metrics port, in a process group of its own (killing it takes its FFmpeg too).
+pub struct PrivateTranscoder {
+    /// The process.
+    pub proc: Proc,
+    /// Its metrics base URL (`…/metrics`, `…/healthz`).
+    pub metrics_url: String,
+    /// Its log file.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateTranscoder {
+    /// Starts one consuming `redis_url`'s `sg:jobs`, named `name`.
+    pub async fn start(st: &Stack, redis_url: &str, name: &str) -> PrivateTranscoder {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = reserve(1);
+        let metrics = ports.get(0);
+        let stack_conf = std::fs::read_to_string(st.config_dir.join("transcoder.toml")).unwrap();
+        let mut out = String::new();
+        let mut section = String::new();
+        for line in stack_conf.lines() {
+            if line.starts_with('[') {
+                section = line.to_owned();
+            }
+            let key = line.split('=').next().unwrap_or("").trim();
+            match (section.as_str(), key) {
+                ("[redis]", "url") => out.push_str(&format!("url = \"{redis_url}\"\n")),
+                ("[metrics]", "listen") => {
+                    out.push_str(&format!("listen = \"127.0.0.1:{metrics}\"\n"));
+                }
+                ("[worker]", "name") => {}
+                _ => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            if line == "[worker]" {
+                out.push_str(&format!("name = \"{name}\"\n"));
+            }
+        }
+        let conf = dir.path().join("transcoder.toml");
+        std::fs::write(&conf, out).unwrap();
+        let log = dir.path().join("transcoder.log");
+        let proc = Proc::spawn_logged(
+            Command::new(st.bin_dir.join("streamgate-transcoder"))
+                .arg("--config")
+                .arg(&conf)
+                .stdin(Stdio::null()),
+            &log,
+        )
+        .holding(ports);
+        let url = format!("http://127.0.0.1:{metrics}");
+        let start = Instant::now();
+        while st.http.get(format!("{url}/healthz")).send().await.is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "transcoder did not start: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        PrivateTranscoder {
+            proc,
+            metrics_url: url,
+            log,
+            _dir: dir,
+        }
+    }
+}
+
+/// A TCP forwarder from a loopback port to `target`, stopped (listener and every connection)
+/// on drop: lets a test cut an edge off from origin.
+pub struct Forwarder {
+    /// The loopback port it listens on (held since it was bound: no race).
+    pub port: u16,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Forwarder {
+    /// Forwards a fresh loopback port to `target` (`host:port`).
+    pub async fn start(target: &str) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = target.to_owned();
+        let mut tasks = tokio::task::JoinSet::new();
+        let conns =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let conns2 = conns.clone();
+        tasks.spawn(async move {
+            let _guard = AbortAll(conns2.clone());
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                    }
+                });
+                conns2.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Forwarder { port, tasks }
+    }
+
+    /// Stops accepting and cuts every open connection.
+    pub fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// Aborts the forwarder's connections when its accept loop ends.
+struct AbortAll(std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>);
+
+impl Drop for AbortAll {
+    fn drop(&mut self) {
+        for h in self.0.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+}
+
+/// A private `redis-server` (no persistence) on a reserved port; killed on drop.
+pub struct PrivateRedis {
+    /// The process (holding its port).
+    pub proc: Proc,
+    /// Its port.
+    pub port: u16,
+}
+
+impl PrivateRedis {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> PrivateRedis {
+        let ports = reserve(1);
+        let port = ports.get(0);
+        let proc = Proc::new(
+            Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", &port.to_string()])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (run make setup)"),
+        )
+        .holding(ports);
+        wait_tcp(port);
+        PrivateRedis { proc, port }
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A private three-node Redis Cluster (no replicas): node and cluster-bus ports reserved, slots
+/// assigned by `redis-cli --cluster create`, up once every node says `cluster_state:ok`.
+pub struct RedisCluster {
+    /// The nodes.
+    pub nodes: Vec<Proc>,
+    /// Their client ports.
+    pub ports: Vec<u16>,
+    _reserved: Ports,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts the three nodes and forms the cluster.
+    pub fn start() -> RedisCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let reserved = reserve(6);
+        let ports: Vec<u16> = reserved.all()[..3].to_vec();
+        let bus: Vec<u16> = reserved.all()[3..].to_vec();
+        let nodes: Vec<Proc> = ports
+            .iter()
+            .zip(&bus)
+            .map(|(p, b)| {
+                let proc = Proc::new(
+                    Command::new("redis-server")
+                        .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                        .args(["--port", &p.to_string(), "--cluster-enabled", "yes"])
+                        .args(["--cluster-port", &b.to_string()])
+                        .args(["--cluster-config-file", &format!("nodes-{p}.conf")])
+                        .arg("--dir")
+                        .arg(dir.path())
+                        .stdout(Stdio::null())
+                        .spawn()
+                        .expect("redis-server"),
+                );
+                wait_tcp(*p);
+                proc
+            })
+            .collect();
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let start = Instant::now();
+        for p in &ports {
+            loop {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &p.to_string(), "cluster", "info"])
+                    .output()
+                    .unwrap();
+                if String::from_utf8_lossy(&info.stdout).contains("cluster_state:ok") {
+                    break;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "cluster never ok"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        RedisCluster {
+            nodes,
+            ports,
+            _reserved: reserved,
+            _dir: dir,
+        }
+    }
+}
+
+/// A private anvil (a real local EVM node, chain id 31337, from `scripts/chain`) on a
+/// reserved port; killed on drop.
+pub struct Anvil {
+    /// The process (holding its port).
+    pub proc: Proc,
+    /// Its JSON-RPC URL.
+    pub url: String,
+}
+
+impl Anvil {
+    /// anvil's chain id.
+    pub const CHAIN: u64 = 31337;
+
+    /// Starts anvil and waits until it answers `eth_chainId`.
+    pub async fn start() -> Anvil {
+        let bin =
+            repo_root().join("scripts/chain/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil");
+        let ports = reserve(1);
+        let port = ports.get(0);
+        let proc = Proc::new(
+            Command::new(&bin)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--silent",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}; run `make setup`", bin.display())),
+        )
+        .holding(ports);
+        let url = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let start = Instant::now();
+        loop {
+            let r = http
+                .post(&url)
+                .json(
+                    &serde_json::json!({"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}),
+                )
+                .send()
+                .await;
+            if let Ok(r) = r
+                && let Ok(v) = r.json::<Value>().await
+                && v["result"] == "0x7a69"
+            {
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "anvil did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Anvil { proc, url }
+    }
+}
+
+/// A private S3 server (`s3s-fs`, installed by `make setup`) over a temporary directory, on a
+/// reserved port; killed on drop.
+pub struct PrivateS3 {
+    /// The process (holding its port).
+    pub proc: Proc,
+    /// `http://127.0.0.1:{port}`.
+    pub endpoint: String,
+    /// Access key.
+    pub access_key: String,
+    /// Secret key.
+    pub secret_key: String,
+    _dir: tempfile::TempDir,
+}
+
+impl PrivateS3 {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> PrivateS3 {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = reserve(1);
+        let port = ports.get(0);
+        let bin = std::env::var("HOME")
+            .map(|h| PathBuf::from(h).join(".cargo/bin/s3s-fs"))
+            .ok()
+            .filter(|p| p.exists())
+            .unwrap_or_else(|| PathBuf::from("s3s-fs"));
+        let (access_key, secret_key) = ("AKTEST".to_owned(), "SKTESTSKTEST".to_owned());
+        let proc = Proc::new(
+            Command::new(&bin)
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", &access_key, "--secret-key", &secret_key])
+                .arg(dir.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| panic!("{}: {e}; run `make setup`", bin.display())),
+        )
+        .holding(ports);
+        wait_tcp(port);
+        PrivateS3 {
+            proc,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key,
+            secret_key,
+            _dir: dir,
+        }
+    }
+}
+
+/// A loopback port nothing listens on, reserved while the guard lives (a dead peer to point
+/// something at).
+pub fn dead_port() -> (Ports, u16) {
+    let p = reserve(1);
+    let port = p.get(0);
+    (p, port)
+}
