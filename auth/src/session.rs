@@ -6,7 +6,7 @@
 //! `iat`, `exp` (Unix seconds) and `jti` (128 random bits, base64url). Keys are published as a
 //! JWKS of `OKP`/`Ed25519` keys (RFC 8037) at origin's `/.well-known/jwks.json`. Several keys
 //! may be live: one signs, all verify, so keys rotate without logging anyone out
-//! (DESIGN.md "Tokens").
+//! (docs/architecture.md, "Token model").
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! What SIWE and SIWS share: the rules a sign-in message is checked against, the typed outcome,
 //! the error enums, and the field grammar both formats use after the statement.
 //!
-//! # Time checks (DESIGN.md "Sign-in")
+//! # Time checks
 //! With `skew` = [`SignInRules::max_skew`] and `age` = [`SignInRules::max_age`], a message is
 //! accepted at `now` (Unix seconds, server clock) when
 //! `issued_at <= now + skew`, `issued_at >= now - age - skew`, `not_before <= now + skew` and

@@ -43,7 +43,7 @@ pub enum Status {
     Deleted,
 }
 
-/// A catalog record. The API returns it as is (DESIGN.md, Interfaces).
+/// A catalog record. Its owner gets it as is; others a public view (`contents`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContentRecord {
     /// Content id.
@@ -56,7 +56,7 @@ pub struct ContentRecord {
     pub status: Status,
     /// Transcoding progress, 0 to 100.
     pub progress: f32,
-    /// Entitlement policy (JSON, see DESIGN.md).
+    /// Entitlement policy (JSON: `streamgate_entitlements::Policy`).
     pub policy: serde_json::Value,
     /// Packaged ladder, once ready.
     pub renditions: Vec<Rendition>,

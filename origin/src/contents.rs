@@ -85,7 +85,7 @@ pub(crate) async fn create(
     ))
 }
 
-/// What anyone may read about a content: the contract's fields (DESIGN.md, Interfaces). The
+/// What anyone may read about a content: the contract's fields (README, API reference). The
 /// policy is public on purpose (players say whom a video is for); the owner's own fields
 /// (the tus `upload_id`, which names their upload, and bookkeeping times) are not. A typed
 /// view, so a field added to the record stays private until it is added here.
@@ -232,7 +232,9 @@ pub(crate) async fn remove_files(st: &AppState, id: &str) -> AppResult<()> {
         streamgate_config::contract::layout::media_prefix(id),
         format!("uploads/{id}/"),
     ] {
-        crate::s3::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix).await?;
+        streamgate_storage::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix)
+            .await
+            .map_err(AppError::storage)?;
     }
     Ok(())
 }

@@ -44,7 +44,6 @@ mod metrics;
 mod nonce;
 mod probe;
 mod ratelimit;
-mod s3;
 mod signin;
 mod tus;
 mod uploads;
@@ -79,7 +78,7 @@ pub enum StartError {
     Redis(#[from] redis::RedisError),
     /// Bucket missing and could not be created.
     #[error("s3: {0}")]
-    S3(String),
+    S3(#[from] streamgate_storage::StorageError),
     /// The listener could not be bound or served.
     #[error("listen: {0}")]
     Io(#[from] std::io::Error),
@@ -103,7 +102,7 @@ pub struct AppState {
 impl AppState {
     /// Connects the clients (Redis lazily: origin starts, and answers 503, while Redis is down).
     pub fn new(cfg: OriginConfig) -> Result<Self, StartError> {
-        let s3 = s3::client(&cfg.s3);
+        let s3 = streamgate_storage::client(&cfg.s3);
         let redis = redis_manager(&cfg, Some(cfg.redis.command_timeout))?;
         let catalog = catalog::Catalog::new(s3.clone(), cfg.s3.bucket.clone(), redis.clone());
         let uploads = uploads::UploadStore::new(
@@ -270,9 +269,7 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
 pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
     let state = AppState::new(cfg)?;
     if state.cfg.s3.create_bucket {
-        s3::ensure_bucket(&state.s3, &state.cfg.s3.bucket)
-            .await
-            .map_err(StartError::S3)?;
+        streamgate_storage::ensure_bucket(&state.s3, &state.cfg.s3.bucket).await?;
         tracing::info!(bucket = %state.cfg.s3.bucket, "bucket ready");
     }
     let listener = tokio::net::TcpListener::bind(state.cfg.server.listen).await?;

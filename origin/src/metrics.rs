@@ -8,9 +8,8 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use prometheus::{
-    Encoder, HistogramVec, IntCounter, IntCounterVec, Registry, TextEncoder, histogram_opts, opts,
-};
+use prometheus::{HistogramVec, IntCounter, IntCounterVec};
+use streamgate_telemetry::{CONTENT_TYPE, Registry};
 
 /// Every metric of the origin, registered once.
 pub(crate) struct Metrics {
@@ -47,123 +46,87 @@ pub(crate) static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
 
 impl Metrics {
     fn new() -> Self {
-        let registry = Registry::new();
         // The names and label sets below are constant and distinct: registration cannot fail.
-        let requests = IntCounterVec::new(
-            opts!(
+        Self::build().expect("valid, distinct metric families")
+    }
+
+    fn build() -> prometheus::Result<Self> {
+        let r = Registry::new();
+        Ok(Self {
+            requests: r.counter_vec(
                 "streamgate_origin_requests_total",
-                "HTTP requests by route and status"
-            ),
-            &["route", "status"],
-        )
-        .expect("valid metric");
-        let latency = HistogramVec::new(
-            histogram_opts!(
+                "HTTP requests by route and status",
+                &["route", "status"],
+                &[],
+            )?,
+            latency: r.histogram_vec(
                 "streamgate_origin_request_duration_seconds",
                 "HTTP request latency by route",
-                vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0
-                ]
-            ),
-            &["route"],
-        )
-        .expect("valid metric");
-        let errors = IntCounterVec::new(
-            opts!("streamgate_origin_errors_total", "Error responses by code"),
-            &["code"],
-        )
-        .expect("valid metric");
-        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
-        let upload_bytes = counter(
-            "streamgate_origin_upload_bytes_total",
-            "Bytes received by tus PATCH",
-        );
-        let upload_parts = counter(
-            "streamgate_origin_upload_parts_total",
-            "S3 multipart parts written",
-        );
-        let uploads_completed = counter(
-            "streamgate_origin_uploads_completed_total",
-            "Uploads completed",
-        );
-        let jobs_enqueued = counter(
-            "streamgate_origin_jobs_enqueued_total",
-            "Transcode jobs enqueued",
-        );
-        let probe_rejections = counter(
-            "streamgate_origin_probe_rejections_total",
-            "Uploads rejected by ffprobe as not a video",
-        );
-        let events = IntCounterVec::new(
-            opts!(
+                &["route"],
+                &[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+                ],
+            )?,
+            errors: r.counter_vec(
+                "streamgate_origin_errors_total",
+                "Error responses by code",
+                &["code"],
+                &[],
+            )?,
+            upload_bytes: r.counter(
+                "streamgate_origin_upload_bytes_total",
+                "Bytes received by tus PATCH",
+            )?,
+            upload_parts: r.counter(
+                "streamgate_origin_upload_parts_total",
+                "S3 multipart parts written",
+            )?,
+            uploads_completed: r.counter(
+                "streamgate_origin_uploads_completed_total",
+                "Uploads completed",
+            )?,
+            jobs_enqueued: r.counter(
+                "streamgate_origin_jobs_enqueued_total",
+                "Transcode jobs enqueued",
+            )?,
+            probe_rejections: r.counter(
+                "streamgate_origin_probe_rejections_total",
+                "Uploads rejected by ffprobe as not a video",
+            )?,
+            events: r.counter_vec(
                 "streamgate_origin_events_total",
-                "Transcoder events applied, by type"
-            ),
-            &["type"],
-        )
-        .expect("valid metric");
-        let media_bytes = counter(
-            "streamgate_origin_media_bytes_total",
-            "Packaged bytes served",
-        );
-        let rate_limited = IntCounterVec::new(
-            opts!(
+                "Transcoder events applied, by type",
+                &["type"],
+                &[],
+            )?,
+            media_bytes: r.counter(
+                "streamgate_origin_media_bytes_total",
+                "Packaged bytes served",
+            )?,
+            rate_limited: r.counter_vec(
                 "streamgate_origin_rate_limited_total",
-                "Requests refused by a rate limit"
-            ),
-            &["limit"],
-        )
-        .expect("valid metric");
-        let sign_ins = IntCounterVec::new(
-            opts!(
+                "Requests refused by a rate limit",
+                &["limit"],
+                &[],
+            )?,
+            sign_ins: r.counter_vec(
                 "streamgate_origin_sign_ins_total",
-                "Sign-in attempts by method and outcome"
-            ),
-            &["method", "outcome"],
-        )
-        .expect("valid metric");
-        for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(latency.clone()),
-            Box::new(errors.clone()),
-            Box::new(upload_bytes.clone()),
-            Box::new(upload_parts.clone()),
-            Box::new(uploads_completed.clone()),
-            Box::new(jobs_enqueued.clone()),
-            Box::new(probe_rejections.clone()),
-            Box::new(events.clone()),
-            Box::new(media_bytes.clone()),
-            Box::new(rate_limited.clone()),
-            Box::new(sign_ins.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
-        Self {
-            registry,
-            requests,
-            latency,
-            errors,
-            upload_bytes,
-            upload_parts,
-            uploads_completed,
-            jobs_enqueued,
-            probe_rejections,
-            events,
-            media_bytes,
-            rate_limited,
-            sign_ins,
-        }
+                "Sign-in attempts by method and outcome",
+                &["method", "outcome"],
+                &[],
+            )?,
+            registry: r,
+        })
     }
 }
 
 /// `GET /metrics`.
 pub(crate) async fn handler() -> Response {
-    let mut buf = Vec::new();
-    let families = METRICS.registry.gather();
-    if let Err(e) = TextEncoder::new().encode(&families, &mut buf) {
-        tracing::error!(cause = %e, "metrics encoding failed");
-    }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], buf).into_response()
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        METRICS.registry.render(),
+    )
+        .into_response()
 }
 
 /// Middleware: counts and times every request by its route template.

@@ -1,16 +1,20 @@
-//! The edge's pingora [`ProxyHttp`] implementation: routing, the token gate, the upstream
-//! rewrite, and per-request accounting, with the per-request state in [`EdgeCtx`].
+//! The edge's pingora [`ProxyHttp`] implementation: the gate (tokens, edge keys), the cache
+//! phases, the upstream rewrite and per-request accounting, with the per-request state in
+//! [`EdgeCtx`]. The hooks below are in the order Pingora calls them.
 //!
 //! ```text
-//! player ──▶ request_filter ─┬─ /healthz, /readyz, 404, 405 ─────────────▶ JSON answer
-//!                            ├─ bad path (400) / bad token (403) ────────▶ JSON answer
-//!                            └─ /p/{token}/{id}/{path}, token ok
-//!                                  │   (cache lookup: a later issue)
-//!                                  ▼
-//!                            upstream_peer ─▶ upstream_request_filter ─▶ origin /v/{id}/{path}
-//!                                                                            │
-//! player ◀── response_filter (x-cache) ◀─────────────────────────────────────┘
-//!            logging: metrics + one access line, for every request
+//! player ──▶ request_filter: route (route.rs) ─┬─ /healthz, /readyz, 404, 405 ───▶ JSON
+//!                                              ├─ grant (grant.rs answers) ──────▶ JSON / 302
+//!                                              ├─ bad path 400, bad token 403 ───▶ JSON
+//!                                              └─ object, token ok (playlists re-check the viewer)
+//!            request_cache_filter ─ cache_key_callback (sg1:{id}/{path}, never the token)
+//!            cache_hit_filter ──────────────── hit: L1 / L2 ─────────────────────────┐
+//!            miss (CoalescingLock: one fetch, the rest wait) ▼                        │
+//!            upstream_peer (parent by Ketama, else origin) ─ upstream_request_filter  │
+//!              (/v/{id}/{path}, edge key, no token, no credentials)                   │
+//!            response_cache_filter (RFC 9111, stale bounds) ─ response_filter ◀──────┘
+//!              (x-cache, CORS, manifest rewrite) ─ range_header_filter ─ body filter
+//! player ◀── logging: metrics + one access line, for every request
 //! ```
 
 use std::{
@@ -31,29 +35,23 @@ use pingora::{
     upstreams::peer::HttpPeer,
 };
 use streamgate_auth::TokenError;
-use streamgate_config::contract::{
-    CLIENT_IP_HEADER, EDGE_KEY_HEADER, MEDIA_PREFIX, is_valid_content_id,
-    paths::{COOKIE_PREFIX, GRANT_PREFIX},
-};
+use streamgate_config::contract::{CLIENT_IP_HEADER, EDGE_KEY_HEADER, paths};
 use tracing::{Instrument, Span, debug, error, info_span, warn};
 
 use crate::{
     cache::{self as edge_cache, EdgeCache, Hit, Tier},
+    clock,
     cors::{self, Cors, CorsHeaders},
-    grant::{self, Grants},
+    grant::{self, GrantRequest, Grants},
     health::{HEALTHY, Readiness},
     manifest::{ManifestKind, ManifestRewriter},
     metrics::{EdgeMetrics, REASON_METHOD, REASON_NOT_FOUND},
     reply::{self, ErrorBody},
+    route::{self, PlayerPath, Route},
     token_gate::{self, GatedPath, ObjectKind, PathError},
     tokens::TokenPolicy,
     upstream::{self as upstream_mod, ObjectRef, Origin},
 };
-
-/// Methods the gated route answers.
-const GATED_ALLOW: &str = "GET, HEAD, OPTIONS";
-/// Methods the health routes answer.
-const HEALTH_ALLOW: &str = "GET, HEAD";
 
 /// What `request_filter` decided, computed from a shared borrow of the request.
 enum Decision {
@@ -61,19 +59,30 @@ enum Decision {
     Readyz,
     Preflight,
     NotFound,
-    MethodNotAllowed(&'static str),
+    MethodNotAllowed {
+        allow: &'static str,
+    },
     BadPath(PathError),
     Forbidden(TokenError),
     /// Token accepted: the object, its kind, and the token (its subject hash and whether a
-    /// grant minted it, for playlist re-checks).
-    Proxy(ObjectRef, ObjectKind, streamgate_auth::Verified),
+    /// grant minted it, for playlist re-checks); `prefix` is what absolute manifest URIs are
+    /// rewritten under (`/p/{token}/{id}/` or `/c/{id}/`; manifests only).
+    Proxy {
+        object: ObjectRef,
+        kind: ObjectKind,
+        token: streamgate_auth::Verified,
+        prefix: Option<String>,
+    },
     /// A child edge's `/v/{id}/{path}` with a valid edge key: served from this edge's cache
     /// tiers as stored (no token, no re-check, no manifest rewrite: the child does those).
-    Child(ObjectRef, ObjectKind),
+    Child {
+        object: ObjectRef,
+        kind: ObjectKind,
+    },
     /// `/v/…` without a valid edge key.
     NoEdgeKey,
-    /// The grant endpoint: content id, `?redirect=`, `?mode=cookie`.
-    Grant(String, Option<&'static str>, bool),
+    /// The grant endpoint.
+    Grant(GrantRequest),
 }
 
 /// Per-request state, shared by every hook of one request.
@@ -160,177 +169,93 @@ impl Edge {
         self
     }
 
-    fn decide(&self, session: &Session) -> Decision {
+    /// Decides what to do with a routed request: the gate (token, edge key) runs here.
+    fn decide(&self, session: &Session, route: Route<'_>) -> Decision {
         let req = session.req_header();
-        let path = req.uri.path();
-        let read_only = req.method == Method::GET || req.method == Method::HEAD;
-        match path {
-            "/healthz" | "/readyz" if !read_only => Decision::MethodNotAllowed(HEALTH_ALLOW),
-            "/healthz" => Decision::Healthz,
-            "/readyz" => Decision::Readyz,
-            p if p.starts_with(GRANT_PREFIX) && self.grants.is_some() => {
-                let id = &p[GRANT_PREFIX.len()..];
-                if req.method != Method::GET {
-                    return Decision::MethodNotAllowed(HEALTH_ALLOW);
-                }
-                if !is_valid_content_id(id) {
-                    return Decision::BadPath(PathError::BadContentId);
-                }
-                let redirect = match req
-                    .uri
-                    .query()
-                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("redirect=")))
-                {
-                    Some("hls") => Some("hls"),
-                    Some("dash") => Some("dash"),
-                    _ => None,
+        match route {
+            Route::Health => Decision::Healthz,
+            Route::Ready => Decision::Readyz,
+            Route::Preflight => Decision::Preflight,
+            Route::NotFound => Decision::NotFound,
+            Route::MethodNotAllowed { allow } => Decision::MethodNotAllowed { allow },
+            Route::BadPath(e) => Decision::BadPath(e),
+            Route::Grant {
+                content_id,
+                redirect,
+                cookie_mode,
+            } => Decision::Grant(GrantRequest {
+                content_id: content_id.to_owned(),
+                redirect,
+                cookie_mode,
+            }),
+            Route::Object(player) => {
+                let g = player.object();
+                let token = match player {
+                    PlayerPath::Token(g) => g.token,
+                    PlayerPath::Cookie(g) => {
+                        grant::play_cookie_value(req, g.content_id).unwrap_or("")
+                    }
                 };
-                let cookie_mode = req
-                    .uri
-                    .query()
-                    .is_some_and(|q| q.split('&').any(|kv| kv == "mode=cookie"));
-                Decision::Grant(id.to_owned(), redirect, cookie_mode)
-            }
-            p if p.starts_with(COOKIE_PREFIX) => {
-                // `/c/{id}/{path}`: the token rides in the `sgp_{id}` cookie, set by a grant
-                // with `?mode=cookie`; the path is checked exactly like `/p/{token}/…`.
-                let rest = &p[COOKIE_PREFIX.len()..];
-                let id = rest.split('/').next().unwrap_or("");
-                let token = grant::play_cookie_value(req, id).unwrap_or("");
-                let synthetic = format!("/p/{token}/{rest}");
-                match GatedPath::parse(&synthetic) {
-                    None => Decision::NotFound,
-                    Some(_) if req.method == Method::OPTIONS => Decision::Preflight,
-                    Some(_) if !read_only => Decision::MethodNotAllowed(GATED_ALLOW),
-                    Some(Err(e)) => Decision::BadPath(e),
-                    Some(Ok(g)) => self.gate(session, &g),
+                match self.gate(session, token, g) {
+                    Ok(verified) => Decision::Proxy {
+                        object: ObjectRef::from_gated(g),
+                        kind: g.kind(),
+                        token: verified,
+                        // Only manifests are rewritten: no allocation for segments.
+                        prefix: (g.kind() == ObjectKind::Manifest).then(|| match player {
+                            PlayerPath::Token(_) => paths::gated(token, g.content_id, ""),
+                            PlayerPath::Cookie(_) => paths::cookie_mode(g.content_id, ""),
+                        }),
+                    },
+                    Err(e) => Decision::Forbidden(e),
                 }
             }
-            p if p.starts_with(MEDIA_PREFIX) && !self.child_keys.is_empty() => {
+            Route::Child(g) => {
                 let key = req
                     .headers
                     .get(EDGE_KEY_HEADER)
                     .map(|v| v.as_bytes())
                     .unwrap_or_default();
-                match GatedPath::parse_media(p) {
-                    None => Decision::NotFound,
-                    Some(_) if !read_only => Decision::MethodNotAllowed(HEALTH_ALLOW),
-                    Some(_) if !self.child_keys.accepts(key) => Decision::NoEdgeKey,
-                    Some(Err(e)) => Decision::BadPath(e),
-                    Some(Ok(g)) => Decision::Child(ObjectRef::from_gated(&g), g.kind()),
+                if self.child_keys.accepts(key) {
+                    Decision::Child {
+                        object: ObjectRef::from_gated(&g),
+                        kind: g.kind(),
+                    }
+                } else {
+                    Decision::NoEdgeKey
                 }
             }
-            _ => match GatedPath::parse(path) {
-                None => Decision::NotFound,
-                Some(_) if req.method == Method::OPTIONS => Decision::Preflight,
-                Some(_) if !read_only => Decision::MethodNotAllowed(GATED_ALLOW),
-                Some(Err(e)) => Decision::BadPath(e),
-                Some(Ok(g)) => self.gate(session, &g),
-            },
         }
     }
 
-    fn gate(&self, session: &Session, g: &GatedPath<'_>) -> Decision {
+    /// The token gate: `token` for the object `g`, from this client.
+    fn gate(
+        &self,
+        session: &Session,
+        token: &str,
+        g: &GatedPath<'_>,
+    ) -> std::result::Result<streamgate_auth::Verified, TokenError> {
         let client_ip = session
             .client_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
-        match token_gate::check_token(self.tokens.keys(), g.token, g.content_id, client_ip) {
+        match token_gate::check_token(self.tokens.keys(), token, g.content_id, client_ip) {
             Ok(v) => {
                 debug!(
                     content_id = g.content_id,
                     subject = %hex::encode(v.subject_hash),
                     "token accepted"
                 );
-                Decision::Proxy(ObjectRef::from_gated(g), g.kind(), v)
+                Ok(v)
             }
             Err(e) => {
                 debug!(
                     content_id = g.content_id,
-                    token = %token_gate::token_fingerprint(g.token),
+                    token = %token_gate::token_fingerprint(token),
                     reason = e.code(),
                     "token refused"
                 );
-                Decision::Forbidden(e)
-            }
-        }
-    }
-}
-
-/// Unix seconds now.
-pub(crate) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-impl Edge {
-    /// Answers `GET /v1/playback/{id}`: the grant JSON, a 302 to a tokenized manifest with
-    /// `?redirect=hls|dash`, or the refusal as JSON.
-    async fn grant(
-        &self,
-        session: &mut Session,
-        content_id: &str,
-        redirect: Option<&'static str>,
-        cookie_mode: bool,
-        cors: &[(http::HeaderName, &str)],
-    ) -> Result<()> {
-        let Some(grants) = self.grants.clone() else {
-            return Ok(());
-        };
-        let req = session.req_header();
-        let token = grant::session_token(req, grants.cookie_name()).map(str::to_owned);
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
-        match grants
-            .grant(content_id, token.as_deref(), client_ip, now)
-            .await
-        {
-            Ok(g) => {
-                self.metrics.grant(grant::basis_label(g.basis));
-                let body = if cookie_mode {
-                    grant::GrantBody::cookie(content_id, &g.minted)
-                } else {
-                    grant::GrantBody::new(content_id, &g.minted)
-                };
-                let cookie = cookie_mode.then(|| {
-                    grant::play_cookie(content_id, &g.minted, self.cors.cross_site_cookie())
-                });
-                let mut extra: Vec<(http::HeaderName, &str)> = cors.to_vec();
-                if let Some(c) = &cookie {
-                    extra.push((header::SET_COOKIE, c.as_str()));
-                }
-                match redirect {
-                    Some(kind) => {
-                        let location = if kind == "hls" {
-                            body.hls.clone()
-                        } else {
-                            body.dash.clone()
-                        };
-                        let mut resp = reply::empty_header(StatusCode::FOUND, &extra)?;
-                        resp.insert_header(header::LOCATION, location)?;
-                        resp.insert_header(header::CONTENT_LENGTH, "0")?;
-                        session.write_response_header(Box::new(resp), true).await
-                    }
-                    None => reply::send_json(session, StatusCode::OK, &body, &extra).await,
-                }
-            }
-            Err(e) => {
-                let (status, code) = e.status_code();
-                self.metrics.grant(code);
-                debug!(content_id, code, "grant refused");
-                let message = e.to_string();
-                let body = ErrorBody::new(code, &message);
-                let status =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                reply::send_json(session, status, &body, cors).await
+                Err(e)
             }
         }
     }
@@ -363,26 +288,23 @@ impl ProxyHttp for Edge {
     /// continue to the upstream phases (`Ok(false)`) with its object recorded in `ctx`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
         let req = session.req_header();
-        let route = match req.uri.path() {
-            "/healthz" => "healthz",
-            "/readyz" => "readyz",
-            p if p.starts_with(token_gate::GATED_PREFIX) || p.starts_with(COOKIE_PREFIX) => {
-                "object"
-            }
-            p if p.starts_with(GRANT_PREFIX) => "grant",
-            p if p.starts_with(MEDIA_PREFIX) => "child",
-            _ => "other",
-        };
+        let route = route::route(
+            &req.method,
+            req.uri.path(),
+            req.uri.query(),
+            self.grants.is_some(),
+            !self.child_keys.is_empty(),
+        );
         ctx.span = info_span!(
             "request",
             id = self.next_request_id.fetch_add(1, Ordering::Relaxed),
             method = %req.method,
-            route,
+            route = route.label(),
         );
         ctx.cors = self.cors.headers(session.req_header());
         let cors_owned = ctx.cors.clone();
         let cors = cors::as_pairs(&cors_owned);
-        let decision = ctx.span.in_scope(|| self.decide(session));
+        let decision = ctx.span.in_scope(|| self.decide(session, route));
         match decision {
             Decision::Healthz => reply::send_json(session, StatusCode::OK, &HEALTHY, &cors).await?,
             Decision::Readyz => {
@@ -396,7 +318,7 @@ impl ProxyHttp for Edge {
             Decision::Preflight => {
                 let pre = self.cors.preflight(session.req_header());
                 let mut extra = cors::as_pairs(&pre);
-                extra.push((header::ALLOW, GATED_ALLOW));
+                extra.push((header::ALLOW, route::OBJECT_ALLOW));
                 let resp = reply::empty_header(StatusCode::NO_CONTENT, &extra)?;
                 session.write_response_header(Box::new(resp), true).await?;
             }
@@ -405,7 +327,7 @@ impl ProxyHttp for Edge {
                 let body = ErrorBody::new("not_found", "no such route");
                 reply::send_json(session, StatusCode::NOT_FOUND, &body, &cors).await?;
             }
-            Decision::MethodNotAllowed(allow) => {
+            Decision::MethodNotAllowed { allow } => {
                 self.metrics.bad_request(REASON_METHOD);
                 let body = ErrorBody::new("method_not_allowed", "method not allowed on this route");
                 let mut extra = cors.clone();
@@ -423,7 +345,7 @@ impl ProxyHttp for Edge {
                 let body = ErrorBody::new("forbidden", &message).with_reason(e.code());
                 reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
             }
-            Decision::Child(object, kind) => {
+            Decision::Child { object, kind } => {
                 ctx.client_ip = session
                     .req_header()
                     .headers
@@ -442,7 +364,12 @@ impl ProxyHttp for Edge {
                 );
                 reply::send_json(session, StatusCode::FORBIDDEN, &body, &cors).await?;
             }
-            Decision::Proxy(object, kind, token) => {
+            Decision::Proxy {
+                object,
+                kind,
+                token,
+                prefix,
+            } => {
                 ctx.client_ip = session
                     .client_addr()
                     .and_then(|a| a.as_inet())
@@ -453,7 +380,7 @@ impl ProxyHttp for Edge {
                 if kind == ObjectKind::Manifest
                     && let Some(grants) = self.grants.clone()
                 {
-                    let now = unix_now();
+                    let now = clock::unix_now();
                     let recheck = grants
                         .recheck(object.content_id(), &token, now)
                         .instrument(ctx.span.clone())
@@ -469,53 +396,22 @@ impl ProxyHttp for Edge {
                         return Ok(true);
                     }
                 }
-                if kind == ObjectKind::Manifest {
-                    let path = session.req_header().uri.path();
-                    let id = object.content_id();
-                    ctx.prefix = Some(match path.strip_prefix(token_gate::GATED_PREFIX) {
-                        Some(rest) => {
-                            let token = rest.split('/').next().unwrap_or("");
-                            format!("/p/{token}/{id}/")
-                        }
-                        None => format!("{COOKIE_PREFIX}{id}/"),
-                    });
-                }
+                ctx.prefix = prefix;
                 ctx.kind = kind;
                 ctx.object = Some(object);
                 return Ok(false);
             }
-            Decision::Grant(id, redirect, cookie_mode) => {
-                let span = ctx.span.clone();
-                self.grant(session, &id, redirect, cookie_mode, &cors)
-                    .instrument(span)
-                    .await?;
+            Decision::Grant(request) => {
+                if let Some(grants) = &self.grants {
+                    let span = ctx.span.clone();
+                    grants
+                        .answer(session, &request, &cors, self.cors.cross_site_cookie())
+                        .instrument(span)
+                        .await?;
+                }
             }
         }
         Ok(true)
-    }
-
-    /// Picks the upstream of a gated request: the configured origin (parent edges chosen by
-    /// consistent hashing on the cache key come later).
-    async fn upstream_peer(
-        &self,
-        _session: &mut Session,
-        ctx: &mut EdgeCtx,
-    ) -> Result<Box<HttpPeer>> {
-        let Some(object) = &ctx.object else {
-            // request_filter answers every request that is not a gated object.
-            return Error::e_explain(ErrorType::InternalError, "no object for upstream");
-        };
-        if let Some(parents) = self.origin.parents()
-            && !ctx.parent_failed
-        {
-            let key = upstream_mod::cache_key(object.content_id(), object.path());
-            if let Some(peer) = parents.pick(key.primary_key()) {
-                ctx.via_parent = true;
-                return Ok(peer);
-            }
-        }
-        ctx.via_parent = false;
-        Ok(self.origin.peer())
     }
 
     /// Gated objects go through the cache (GET and HEAD; HEAD is fetched upstream as GET).
@@ -549,6 +445,68 @@ impl ProxyHttp for Edge {
         Ok(None)
     }
 
+    /// Picks the upstream of a gated request: a parent edge chosen by consistent hashing on
+    /// the cache key when parents are configured (and reachable), else origin.
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        ctx: &mut EdgeCtx,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(object) = &ctx.object else {
+            // request_filter answers every request that is not a gated object.
+            return Error::e_explain(ErrorType::InternalError, "no object for upstream");
+        };
+        if let Some(parents) = self.origin.parents()
+            && !ctx.parent_failed
+        {
+            let key = upstream_mod::cache_key(object.content_id(), object.path());
+            if let Some(peer) = parents.pick(key.primary_key()) {
+                ctx.via_parent = true;
+                return Ok(peer);
+            }
+        }
+        ctx.via_parent = false;
+        Ok(self.origin.peer())
+    }
+
+    /// A parent edge that cannot be reached is skipped: the request is retried at origin.
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut EdgeCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        if ctx.via_parent && !ctx.parent_failed {
+            warn!(parent: &ctx.span, error = %e, "parent edge unreachable: going to origin");
+            ctx.parent_failed = true;
+            e.set_retry(true);
+        }
+        e
+    }
+
+    /// Rewrites the request for origin: `/v/{id}/{path}`, origin's `Host`, no token, no
+    /// credentials, no query.
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut EdgeCtx,
+    ) -> Result<()> {
+        match &ctx.object {
+            Some(object) if ctx.via_parent => {
+                self.metrics.origin_fetch();
+                self.origin
+                    .rewrite_for_parent(upstream_request, object, ctx.client_ip)
+            }
+            Some(object) => {
+                self.metrics.origin_fetch();
+                self.origin.rewrite(upstream_request, object)
+            }
+            None => Error::e_explain(ErrorType::InternalError, "no object for upstream request"),
+        }
+    }
+
     /// RFC 9111 freshness from origin's headers, stale windows bounded by `[cache]`.
     fn response_cache_filter(
         &self,
@@ -576,44 +534,6 @@ impl ProxyHttp for Edge {
             None => ctx.kind == ObjectKind::Manifest,
             Some(e) => *e.esource() == ErrorSource::Upstream,
         }
-    }
-
-    /// Rewrites the request for origin: `/v/{id}/{path}`, origin's `Host`, no token, no
-    /// credentials, no query.
-    async fn upstream_request_filter(
-        &self,
-        _session: &mut Session,
-        upstream_request: &mut RequestHeader,
-        ctx: &mut EdgeCtx,
-    ) -> Result<()> {
-        match &ctx.object {
-            Some(object) if ctx.via_parent => {
-                self.metrics.origin_fetch();
-                self.origin
-                    .rewrite_for_parent(upstream_request, object, ctx.client_ip)
-            }
-            Some(object) => {
-                self.metrics.origin_fetch();
-                self.origin.rewrite(upstream_request, object)
-            }
-            None => Error::e_explain(ErrorType::InternalError, "no object for upstream request"),
-        }
-    }
-
-    /// A parent edge that cannot be reached is skipped: the request is retried at origin.
-    fn fail_to_connect(
-        &self,
-        _session: &mut Session,
-        _peer: &HttpPeer,
-        ctx: &mut EdgeCtx,
-        mut e: Box<Error>,
-    ) -> Box<Error> {
-        if ctx.via_parent && !ctx.parent_failed {
-            warn!(parent: &ctx.span, error = %e, "parent edge unreachable: going to origin");
-            ctx.parent_failed = true;
-            e.set_retry(true);
-        }
-        e
     }
 
     /// Marks object responses with the tier that served them (`x-cache`). Origin's

@@ -30,8 +30,36 @@ use tokio::sync::OnceCell;
 
 use crate::{
     metrics::EdgeMetrics,
+    reply,
+    route::Playlist,
     tokens::{Minted, TokenPolicy},
 };
+use pingora::proxy::Session;
+
+/// Why the grant service could not be built from `[session]` and `[entitlements]`.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantsError {
+    /// The HTTP client (JWKS, policies) cannot be built.
+    #[error("http client: {0}")]
+    Http(#[source] reqwest::Error),
+    /// `entitlements.redis-url` is not a Redis URL.
+    #[error("entitlements.redis-url: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    /// `[entitlements.evm-rpc]` is unusable.
+    #[error("entitlements.evm-rpc: {0}")]
+    Evm(#[source] streamgate_entitlements::EvmConfigError),
+    /// A key of `[entitlements.solana-rpc]` is not a cluster.
+    #[error("entitlements.solana-rpc.{name}: {message}")]
+    SolanaCluster {
+        /// The key.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// `[entitlements.solana-rpc]` is unusable.
+    #[error("entitlements.solana-rpc: {0}")]
+    Solana(#[source] streamgate_entitlements::SolanaConfigError),
+}
 
 /// Why a grant was refused; each maps to a status and a stable `error` code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,6 +109,17 @@ pub(crate) enum Basis {
     Owner,
     /// The policy, through the entitlement cache (which tier answered).
     Policy(Tier),
+}
+
+/// A routed grant request (`GET /v1/playback/{id}`).
+#[derive(Debug, Clone)]
+pub(crate) struct GrantRequest {
+    /// The content.
+    pub(crate) content_id: String,
+    /// `?redirect=hls|dash`.
+    pub(crate) redirect: Option<Playlist>,
+    /// `?mode=cookie`.
+    pub(crate) cookie_mode: bool,
 }
 
 /// A granted playback.
@@ -166,7 +205,9 @@ impl moka::Expiry<String, i64> for UntilExp {
         exp: &i64,
         _created_at: std::time::Instant,
     ) -> Option<Duration> {
-        let left = exp.saturating_sub(crate::edge::unix_now()).clamp(1, 86_400);
+        let left = exp
+            .saturating_sub(crate::clock::unix_now())
+            .clamp(1, 86_400);
         Some(Duration::from_secs(left as u64))
     }
 }
@@ -189,17 +230,17 @@ impl Grants {
         edge_key: Option<streamgate_config::Secret>,
         tokens: Arc<TokenPolicy>,
         metrics: Arc<EdgeMetrics>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GrantsError> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
             .build()
-            .map_err(|e| format!("http client: {e}"))?;
+            .map_err(GrantsError::Http)?;
         let redis = ent
             .redis_url
             .as_deref()
             .map(redis::Client::open)
             .transpose()
-            .map_err(|e| format!("entitlements.redis-url: {e}"))?;
+            .map_err(GrantsError::RedisUrl)?;
         let chains = EvmChains {
             chains: ent
                 .evm_rpc
@@ -214,22 +255,23 @@ impl Grants {
             },
         };
         // Validate now (fail at start-up), build again on first use inside the runtime.
-        AlloyEvmReader::new(chains.clone()).map_err(|e| format!("entitlements.evm-rpc: {e}"))?;
+        AlloyEvmReader::new(chains.clone()).map_err(GrantsError::Evm)?;
         let clusters = if ent.solana_rpc.is_empty() {
             None
         } else {
             let mut map = std::collections::HashMap::new();
             for (name, urls) in &ent.solana_rpc {
-                let chain = SolanaChain::parse(name)
-                    .map_err(|e| format!("entitlements.solana-rpc.{name}: {e}"))?;
+                let chain = SolanaChain::parse(name).map_err(|e| GrantsError::SolanaCluster {
+                    name: name.clone(),
+                    message: e.to_string(),
+                })?;
                 map.insert(chain, urls.iter().map(|u| u.expose().to_owned()).collect());
             }
             let clusters = SolanaClusters {
                 clusters: map,
                 timeout: ent.rpc_timeout,
             };
-            SolanaRpcReader::new(clusters.clone())
-                .map_err(|e| format!("entitlements.solana-rpc: {e}"))?;
+            SolanaRpcReader::new(clusters.clone()).map_err(GrantsError::Solana)?;
             Some(clusters)
         };
         Ok(Self {
@@ -527,7 +569,75 @@ impl Grants {
     }
 }
 
-/// The JSON of a granted playback (DESIGN.md, Interfaces).
+impl Grants {
+    /// Answers a grant request on `session`: the grant JSON, a 302 to a tokenized manifest with
+    /// `?redirect=`, the playback cookie with `?mode=cookie`, or the refusal as JSON.
+    pub(crate) async fn answer(
+        &self,
+        session: &mut Session,
+        request: &GrantRequest,
+        cors: &[(http::HeaderName, &str)],
+        cross_site_cookie: bool,
+    ) -> pingora::Result<()> {
+        let content_id = request.content_id.as_str();
+        let req = session.req_header();
+        let token = session_token(req, self.cookie_name()).map(str::to_owned);
+        let client_ip = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        match self
+            .grant(
+                content_id,
+                token.as_deref(),
+                client_ip,
+                crate::clock::unix_now(),
+            )
+            .await
+        {
+            Ok(g) => {
+                self.metrics.grant(basis_label(g.basis));
+                let body = if request.cookie_mode {
+                    GrantBody::cookie(content_id, &g.minted)
+                } else {
+                    GrantBody::new(content_id, &g.minted)
+                };
+                let cookie = request
+                    .cookie_mode
+                    .then(|| play_cookie(content_id, &g.minted, cross_site_cookie));
+                let mut extra: Vec<(http::HeaderName, &str)> = cors.to_vec();
+                if let Some(c) = &cookie {
+                    extra.push((http::header::SET_COOKIE, c.as_str()));
+                }
+                match request.redirect {
+                    Some(playlist) => {
+                        let location = match playlist {
+                            Playlist::Hls => body.hls.clone(),
+                            Playlist::Dash => body.dash.clone(),
+                        };
+                        let mut resp = reply::empty_header(http::StatusCode::FOUND, &extra)?;
+                        resp.insert_header(http::header::LOCATION, location)?;
+                        resp.insert_header(http::header::CONTENT_LENGTH, "0")?;
+                        session.write_response_header(Box::new(resp), true).await
+                    }
+                    None => reply::send_json(session, http::StatusCode::OK, &body, &extra).await,
+                }
+            }
+            Err(e) => {
+                let (status, code) = e.status_code();
+                self.metrics.grant(code);
+                tracing::debug!(content_id, code, "grant refused");
+                let message = e.to_string();
+                let body = reply::ErrorBody::new(code, &message);
+                let status = http::StatusCode::from_u16(status)
+                    .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+                reply::send_json(session, status, &body, cors).await
+            }
+        }
+    }
+}
+
+/// The JSON of a granted playback (docs/architecture.md, the API in README).
 #[derive(Debug, serde::Serialize)]
 pub(crate) struct GrantBody {
     pub(crate) hls: String,
@@ -561,7 +671,7 @@ impl GrantBody {
 /// `Set-Cookie` value for a cookie-mode grant: scoped to `/c/{id}/`, `HttpOnly`, living as long
 /// as the token.
 pub(crate) fn play_cookie(content_id: &str, m: &Minted, cross_site: bool) -> String {
-    let now = crate::edge::unix_now().max(0) as u64;
+    let now = crate::clock::unix_now().max(0) as u64;
     let max_age = m.expires_at.saturating_sub(now);
     let same_site = if cross_site {
         "SameSite=None; Secure"

@@ -40,6 +40,8 @@ pub(crate) struct Invalidator {
     metrics: Arc<EdgeMetrics>,
     /// Set after the first subscription: later ones follow a gap.
     subscribed_before: std::sync::atomic::AtomicBool,
+    /// How often the subscription is probed ([`PING_EVERY`]).
+    ping_every: Duration,
 }
 
 impl Invalidator {
@@ -55,6 +57,7 @@ impl Invalidator {
             cache,
             metrics,
             subscribed_before: std::sync::atomic::AtomicBool::new(false),
+            ping_every: PING_EVERY,
         }
     }
 
@@ -79,7 +82,7 @@ impl Invalidator {
         pubsub.subscribe(INVALIDATE_CHANNEL).await?;
         self.resync().await?;
         let (mut sink, mut stream) = pubsub.split();
-        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut ping = tokio::time::interval(self.ping_every);
         ping.tick().await;
         loop {
             tokio::select! {
@@ -99,7 +102,9 @@ impl Invalidator {
                     }
                 }
                 _ = ping.tick() => {
-                    tokio::time::timeout(Duration::from_secs(3), sink.ping::<String>())
+                    // On a subscribed connection Redis answers PING with ["pong", ""], not a
+                    // string: any reply proves the connection is alive.
+                    tokio::time::timeout(Duration::from_secs(3), sink.ping::<redis::Value>())
                         .await
                         .map_err(|_| redis::RedisError::from((redis::ErrorKind::Io, "ping timed out")))??;
                 }
@@ -135,7 +140,7 @@ impl Invalidator {
             keys.push(k?);
         }
         drop(iter);
-        let now = crate::edge::unix_now();
+        let now = crate::clock::unix_now();
         for key in &keys {
             let ttl: i64 = redis::cmd("TTL").arg(key).query_async(&mut con).await?;
             if let Some(jti) = keys::revoked_jti(key)
@@ -220,5 +225,34 @@ impl BackgroundService for Invalidator {
             }
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The regression: every probe of a live subscription failed to parse Redis' `["pong", ""]`,
+    /// so the edge dropped its subscription every 15 s, lost the messages published meanwhile
+    /// and emptied its caches on each resubscription. Probed every 50 ms against a real Redis,
+    /// a subscription must stay up.
+    #[tokio::test]
+    async fn probes_keep_a_live_subscription() {
+        let redis = streamgate_testkit::PrivateRedis::start();
+        let metrics = Arc::new(EdgeMetrics::new().unwrap());
+        let mut inv = Invalidator::new(
+            redis::Client::open(redis.url()).unwrap(),
+            None,
+            None,
+            metrics.clone(),
+        );
+        inv.ping_every = Duration::from_millis(50);
+        let held = tokio::time::timeout(Duration::from_millis(1500), inv.subscribe_once()).await;
+        assert!(held.is_err(), "the subscription ended: {held:?}");
+        let page = String::from_utf8(metrics.render()).unwrap();
+        assert!(
+            page.contains("streamgate_edge_invalidations_total{type=\"resync\"} 1"),
+            "subscribed once, never again: {page}"
+        );
     }
 }

@@ -1,6 +1,6 @@
 //! StreamGate's edge: a [Pingora](https://github.com/cloudflare/pingora) server that checks the
-//! playback token of every player request and serves the object from origin (and, later, from
-//! its cache tiers). See DESIGN.md, "Tokens", "Caching at the edge" and "Interfaces".
+//! playback token of every player request and serves the object from its cache tiers (moka,
+//! Redis, parent edges) or origin. See docs/architecture.md ("Token model", "Cache tiers").
 //!
 //! # Routes (player port, `server.listen`)
 //! - `GET|HEAD /p/{token}/{content_id}/{path}`: the object, fetched from origin's
@@ -20,8 +20,10 @@
 //! - `cache`: the object cache (moka L1 over Redis L2), its freshness rules and `x-cache`.
 //! - `cors`: CORS headers and preflights for browser players.
 //! - `ranges`: byte ranges from the cache (Pingora's, empty ranges made unsatisfiable).
-//! - `edge`: the `ProxyHttp` implementation and its per-request context (the request path is
-//!   drawn there).
+//! - `route`: what a request asks for (health, ready, grant, a player's object by token or
+//!   cookie, a child edge's object), read once from method and path.
+//! - `edge`: the `ProxyHttp` implementation and its per-request context, hooks in phase order
+//!   (the request path is drawn there); `clock`: the one clock.
 //! - `token_gate`: parsing `/p/…` paths and checking tokens (hot path, no allocation).
 //! - `tokens`: [`TokenPolicy`], the key set and minting rules of `[tokens]`.
 //! - `grant`: the playback-grant service (sessions, policies, entitlement cache).
@@ -38,6 +40,7 @@
 
 mod admin;
 mod cache;
+mod clock;
 mod cors;
 mod edge;
 #[doc(hidden)]
@@ -49,11 +52,14 @@ mod manifest;
 mod metrics;
 mod ranges;
 mod reply;
+mod route;
 mod server;
 mod token_gate;
 mod tokens;
 mod upstream;
 
+pub use cache::CacheError;
+pub use grant::GrantsError;
 pub use manifest::{ManifestKind, ManifestRewriter, rewrite_all};
 pub use server::{StartError, build_server, run};
 pub use tokens::{KeyError, MintError, Minted, TokenPolicy};

@@ -1,8 +1,8 @@
 //! Edge metrics: the Prometheus families the edge exports and the small pingora HTTP service
 //! that serves them on `server.metrics-listen`.
 //!
-//! Each server owns its own [`Registry`] (not the process-global one), so tests can run several
-//! edges in one process. Label sets that are known up front (token failure reasons, bad-request
+//! Built like every service's (`streamgate-telemetry`): each server owns its own [`Registry`]
+//! (not the process-global one), so tests can run several edges in one process. Label sets that are known up front (token failure reasons, bad-request
 //! reasons) are registered at zero, so dashboards and alerts see them before the first failure.
 
 use std::sync::Arc;
@@ -10,11 +10,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use http::{Response, StatusCode, header};
 use pingora::{apps::http_app::ServeHttp, protocols::http::ServerSession};
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge};
 use streamgate_auth::TokenError;
+use streamgate_telemetry::Registry;
 
 use crate::token_gate::{ObjectKind, PathError};
 
@@ -61,71 +59,45 @@ struct CacheMetrics {
 }
 
 impl CacheMetrics {
-    fn new(registry: &Registry) -> prometheus::Result<Self> {
-        let outcomes = IntCounterVec::new(
-            Opts::new(
+    fn new(r: &Registry) -> prometheus::Result<Self> {
+        Ok(Self {
+            outcomes: r.counter_vec(
                 "streamgate_edge_cache_requests_total",
                 "Object responses by the tier that served them (x-cache: HIT-L1, HIT-L2, MISS, STALE, BYPASS).",
-            ),
-            &["tier"],
-        )?;
-        for t in ["HIT-L1", "HIT-L2", "MISS", "STALE", "BYPASS"] {
-            outcomes.with_label_values(&[t]);
-        }
-        let origin_fetches = IntCounter::new(
-            "streamgate_edge_origin_fetches_total",
-            "Requests sent upstream (origin or a parent edge).",
-        )?;
-        let coalesced = IntCounter::new(
-            "streamgate_edge_cache_coalesced_total",
-            "Requests that waited on another request's fetch of the same object (cache lock).",
-        )?;
-        let evictions = IntCounter::new(
-            "streamgate_edge_cache_evictions_total",
-            "Objects evicted from L1 for space.",
-        )?;
-        let l2_errors = IntCounter::new(
-            "streamgate_edge_cache_l2_errors_total",
-            "L2 (Redis) operations that failed or timed out (the tier was skipped).",
-        )?;
-        let too_big = IntCounter::new(
-            "streamgate_edge_cache_too_big_total",
-            "Fetches not cached because the object exceeds cache.max-object.",
-        )?;
-        let l1_bytes = IntGauge::new(
-            "streamgate_edge_cache_l1_bytes",
-            "Bytes held by L1 (weighted size).",
-        )?;
-        let l1_objects = IntGauge::new("streamgate_edge_cache_l1_objects", "Objects in L1.")?;
-        let purges = IntCounterVec::new(
-            Opts::new(
+                &["tier"],
+                &[&["HIT-L1"], &["HIT-L2"], &["MISS"], &["STALE"], &["BYPASS"]],
+            )?,
+            origin_fetches: r.counter(
+                "streamgate_edge_origin_fetches_total",
+                "Requests sent upstream (origin or a parent edge).",
+            )?,
+            coalesced: r.counter(
+                "streamgate_edge_cache_coalesced_total",
+                "Requests that waited on another request's fetch of the same object (cache lock).",
+            )?,
+            evictions: r.counter(
+                "streamgate_edge_cache_evictions_total",
+                "Objects evicted from L1 for space.",
+            )?,
+            l2_errors: r.counter(
+                "streamgate_edge_cache_l2_errors_total",
+                "L2 (Redis) operations that failed or timed out (the tier was skipped).",
+            )?,
+            too_big: r.counter(
+                "streamgate_edge_cache_too_big_total",
+                "Fetches not cached because the object exceeds cache.max-object.",
+            )?,
+            l1_bytes: r.gauge(
+                "streamgate_edge_cache_l1_bytes",
+                "Bytes held by L1 (weighted size).",
+            )?,
+            l1_objects: r.gauge("streamgate_edge_cache_l1_objects", "Objects in L1.")?,
+            purges: r.counter_vec(
                 "streamgate_edge_cache_purges_total",
                 "Purges applied, by source (admin, invalidate).",
-            ),
-            &["source"],
-        )?;
-        for s in ["admin", "invalidate"] {
-            purges.with_label_values(&[s]);
-        }
-        registry.register(Box::new(outcomes.clone()))?;
-        registry.register(Box::new(origin_fetches.clone()))?;
-        registry.register(Box::new(coalesced.clone()))?;
-        registry.register(Box::new(evictions.clone()))?;
-        registry.register(Box::new(l2_errors.clone()))?;
-        registry.register(Box::new(too_big.clone()))?;
-        registry.register(Box::new(l1_bytes.clone()))?;
-        registry.register(Box::new(l1_objects.clone()))?;
-        registry.register(Box::new(purges.clone()))?;
-        Ok(Self {
-            outcomes,
-            origin_fetches,
-            coalesced,
-            evictions,
-            l2_errors,
-            too_big,
-            l1_bytes,
-            l1_objects,
-            purges,
+                &["source"],
+                &[&["admin"], &["invalidate"]],
+            )?,
         })
     }
 }
@@ -136,101 +108,71 @@ impl EdgeMetrics {
     /// # Errors
     /// A family fails to register (only possible with invalid names: a bug).
     pub(crate) fn new() -> prometheus::Result<Self> {
-        let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let r = Registry::new();
+        let token_reasons: Vec<[&str; 1]> = TokenError::ALL.iter().map(|e| [e.code()]).collect();
+        let mut bad_reasons: Vec<[&str; 1]> = PathError::ALL.iter().map(|e| [e.code()]).collect();
+        bad_reasons.extend([[REASON_NOT_FOUND], [REASON_METHOD]]);
+        fn presets<'a>(v: &'a [[&'static str; 1]]) -> Vec<&'a [&'static str]> {
+            v.iter().map(|x| x.as_slice()).collect()
+        }
+        Ok(Self {
+            requests: r.counter_vec(
                 "streamgate_edge_requests_total",
                 "Requests answered, by status code and object kind.",
-            ),
-            &["status", "kind"],
-        )?;
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
+                &["status", "kind"],
+                &[],
+            )?,
+            duration: r.histogram(
                 "streamgate_edge_request_duration_seconds",
                 "Time from request header to the end of the response.",
-            )
-            .buckets(DURATION_BUCKETS.to_vec()),
-        )?;
-        let token_failures = IntCounterVec::new(
-            Opts::new(
+                &DURATION_BUCKETS,
+            )?,
+            token_failures: r.counter_vec(
                 "streamgate_edge_token_failures_total",
                 "Playback tokens refused, by reason.",
-            ),
-            &["reason"],
-        )?;
-        let bad_requests = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+                &presets(&token_reasons),
+            )?,
+            bad_requests: r.counter_vec(
                 "streamgate_edge_bad_requests_total",
                 "Requests refused for their shape (path, route, method), by reason.",
-            ),
-            &["reason"],
-        )?;
-        let upstream_errors = IntCounter::new(
-            "streamgate_edge_upstream_errors_total",
-            "Requests that failed because of the upstream (connect, timeout, reset).",
-        )?;
-        let response_bytes = IntCounter::new(
-            "streamgate_edge_response_bytes_total",
-            "Response body bytes sent to clients.",
-        )?;
-        let grants = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+                &presets(&bad_reasons),
+            )?,
+            upstream_errors: r.counter(
+                "streamgate_edge_upstream_errors_total",
+                "Requests that failed because of the upstream (connect, timeout, reset).",
+            )?,
+            response_bytes: r.counter(
+                "streamgate_edge_response_bytes_total",
+                "Response body bytes sent to clients.",
+            )?,
+            grants: r.counter_vec(
                 "streamgate_edge_grants_total",
                 "Playback grant requests, by outcome (the tier that decided, or the refusal code).",
-            ),
-            &["outcome"],
-        )?;
-        registry.register(Box::new(grants.clone()))?;
-        let entitlement_checks = IntCounter::new(
-            "streamgate_edge_entitlement_checks_total",
-            "Entitlement evaluations run against the chains (cache misses after singleflight).",
-        )?;
-        registry.register(Box::new(entitlement_checks.clone()))?;
-        let invalidations = IntCounterVec::new(
-            Opts::new(
+                &["outcome"],
+                &[],
+            )?,
+            entitlement_checks: r.counter(
+                "streamgate_edge_entitlement_checks_total",
+                "Entitlement evaluations run against the chains (cache misses after singleflight).",
+            )?,
+            invalidations: r.counter_vec(
                 "streamgate_edge_invalidations_total",
                 "Messages applied from sg:invalidate, by type; `resync` counts (re)subscriptions.",
-            ),
-            &["type"],
-        )?;
-        registry.register(Box::new(invalidations.clone()))?;
-        for t in [
-            "content_deleted",
-            "policy_changed",
-            "repackaged",
-            "session_revoked",
-            "purged",
-            "resync",
-            "malformed",
-        ] {
-            invalidations.with_label_values(&[t]);
-        }
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(token_failures.clone()))?;
-        registry.register(Box::new(bad_requests.clone()))?;
-        registry.register(Box::new(upstream_errors.clone()))?;
-        registry.register(Box::new(response_bytes.clone()))?;
-        for e in TokenError::ALL {
-            token_failures.with_label_values(&[e.code()]);
-        }
-        for e in PathError::ALL {
-            bad_requests.with_label_values(&[e.code()]);
-        }
-        bad_requests.with_label_values(&[REASON_NOT_FOUND]);
-        bad_requests.with_label_values(&[REASON_METHOD]);
-        Ok(Self {
-            requests,
-            duration,
-            token_failures,
-            bad_requests,
-            upstream_errors,
-            response_bytes,
-            grants,
-            entitlement_checks,
-            invalidations,
-            cache: CacheMetrics::new(&registry)?,
-            registry,
+                &["type"],
+                &[
+                    &["content_deleted"],
+                    &["policy_changed"],
+                    &["repackaged"],
+                    &["session_revoked"],
+                    &["purged"],
+                    &["resync"],
+                    &["malformed"],
+                ],
+            )?,
+            cache: CacheMetrics::new(&r)?,
+            registry: r,
         })
     }
 
@@ -327,14 +269,7 @@ impl EdgeMetrics {
 
     /// The text exposition of every family.
     pub(crate) fn render(&self) -> Vec<u8> {
-        let mut buf = Vec::with_capacity(8 * 1024);
-        // Encoding into a Vec only fails on a malformed family, which registration rules out;
-        // an empty page is the safe answer if it ever happens.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            tracing::warn!(error = %e, "metrics encoding failed");
-            buf.clear();
-        }
-        buf
+        self.registry.render()
     }
 }
 
@@ -370,7 +305,7 @@ impl ServeHttp for MetricsApp {
         let (status, ctype, body) = if session.req_header().uri.path() == "/metrics" {
             (
                 StatusCode::OK,
-                TextEncoder::new().format_type().to_owned(),
+                streamgate_telemetry::CONTENT_TYPE.to_owned(),
                 self.metrics.render(),
             )
         } else {

@@ -52,10 +52,13 @@ pub enum StartError {
     },
     /// `[session]`/`[entitlements]` cannot make the grant service.
     #[error("playback grants: {0}")]
-    Grants(String),
+    Grants(#[from] crate::grant::GrantsError),
     /// `[cache]` cannot make the cache tiers.
     #[error("cache: {0}")]
-    Cache(String),
+    Cache(#[from] crate::cache::CacheError),
+    /// The Redis carrying `sg:invalidate` is not a Redis URL.
+    #[error("invalidation bus: {0}")]
+    Bus(#[source] redis::RedisError),
 }
 
 /// Pingora's settings for our config: worker threads, drain time, no daemon.
@@ -108,8 +111,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
                 config.edge_key.clone(),
                 tokens.clone(),
                 metrics.clone(),
-            )
-            .map_err(StartError::Grants)?;
+            )?;
             info!(
                 evm_chains = ent.evm_rpc.len(),
                 solana_clusters = ent.solana_rpc.len(),
@@ -121,7 +123,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
         _ => None,
     };
     let cache = if config.cache.enabled {
-        let c = EdgeCache::new(&config.cache, metrics.clone()).map_err(StartError::Cache)?;
+        let c = EdgeCache::new(&config.cache, metrics.clone())?;
         info!(
             memory = config.cache.memory,
             l2 = config.cache.redis_url.is_some(),
@@ -145,7 +147,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
             .and_then(|e| e.redis_url.as_deref()))
         .map(redis::Client::open)
         .transpose()
-        .map_err(|e| StartError::Cache(format!("redis url: {e}")))?;
+        .map_err(StartError::Bus)?;
     if let Some(client) = &bus {
         let task = Invalidator::new(
             client.clone(),

@@ -4,10 +4,7 @@
 //! path and errors are small `Copy` enums ([`PathError`], `TokenError`) whose codes are the
 //! `reason` of the JSON body and the label of the metric.
 
-use std::{
-    net::IpAddr,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::net::IpAddr;
 
 use sha2::{Digest, Sha256};
 use streamgate_auth::{KeySet, TokenError, Verified};
@@ -99,6 +96,13 @@ impl<'a> GatedPath<'a> {
     pub(crate) fn parse(raw: &'a str) -> Option<Result<Self, PathError>> {
         let rest = raw.strip_prefix(GATED_PREFIX)?;
         Some(Self::parse_rest(raw.len(), rest))
+    }
+
+    /// Parses a cookie-mode `/c/{content_id}/{path}` by the same rules; `token` is empty (it
+    /// rides in the `sgp_{id}` cookie).
+    pub(crate) fn parse_cookie(raw: &'a str) -> Option<Result<Self, PathError>> {
+        let rest = raw.strip_prefix(streamgate_config::contract::paths::COOKIE_PREFIX)?;
+        Some(Self::parse_object(raw.len(), "", rest))
     }
 
     /// Parses a child edge's `/v/{content_id}/{path}` (no token: the request carries an edge
@@ -221,15 +225,8 @@ pub(crate) fn check_token(
         token,
         content_id,
         client_ip.map(|ip| ip.to_canonical()),
-        unix_now(),
+        crate::clock::unix_secs(),
     )
-}
-
-/// Current Unix time in seconds (0 if the clock is before 1970, which fails every token).
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// A short, non-reversible fingerprint of a token for logs: the first 8 hex digits of its
@@ -378,7 +375,7 @@ mod tests {
         let token = keys.mint(&Grant {
             content_id: "c1",
             subject: "s",
-            expires_at: unix_now() + 60,
+            expires_at: crate::clock::unix_secs() + 60,
             client_ip: Some(IpBinding::new(ip, 24)),
             entitlement_bound: false,
         });

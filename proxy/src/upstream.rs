@@ -2,7 +2,7 @@
 //! of `/p/{token}/{id}/{path}` to origin's `/v/{id}/{path}`, and the cache key.
 //!
 //! The token stops here. It is not in the upstream path, not in any forwarded header, and not
-//! in the cache key, so every viewer of an object shares one cached copy (DESIGN.md, Tokens).
+//! in the cache key, so every viewer of an object shares one cached copy (docs/architecture.md, "Token model").
 //! Upstreams (origin's internal listener, parent edges) get `/v/{id}/{path}` with this edge's
 //! key (`x-streamgate-edge-key`) instead: they serve edges, not viewers. A parent also gets the
 //! viewer's address (`x-streamgate-client-ip`), which it believes because the key came with it;

@@ -325,21 +325,15 @@ impl Stack {
                 .trim()
                 .to_owned()
         };
-        let creds = aws_sdk_s3::config::Credentials::new(
-            read("s3-access-key"),
-            read("s3-secret-key"),
-            None,
-            None,
-            "test",
-        );
-        let conf = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(&self.s3_endpoint)
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        streamgate_storage::client(&streamgate_config::S3Config {
+            endpoint: self.s3_endpoint.clone(),
+            region: "us-east-1".into(),
+            bucket: self.bucket.clone(),
+            force_path_style: true,
+            access_key: streamgate_config::Secret::new(read("s3-access-key")),
+            secret_key: streamgate_config::Secret::new(read("s3-secret-key")),
+            create_bucket: false,
+        })
     }
 }
 

@@ -3,9 +3,8 @@
 use std::sync::Arc;
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{Histogram, IntCounter, IntCounterVec};
+use streamgate_telemetry::{CONTENT_TYPE, Registry};
 use tokio::{net::TcpListener, sync::watch};
 
 use crate::Error;
@@ -37,67 +36,47 @@ impl Metrics {
     /// [`Error::Metrics`] when a metric is malformed (a programming error).
     pub(crate) fn new() -> Result<Self, Error> {
         let registry = Registry::new();
-        let buckets = vec![
+        let buckets = [
             1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
         ];
-        let m = Self {
-            jobs_started: IntCounter::new(
-                "streamgate_transcoder_jobs_started_total",
-                "jobs taken",
-            )?,
-            jobs_succeeded: IntCounter::new(
+        Ok(Self {
+            jobs_started: registry
+                .counter("streamgate_transcoder_jobs_started_total", "jobs taken")?,
+            jobs_succeeded: registry.counter(
                 "streamgate_transcoder_jobs_succeeded_total",
                 "jobs published",
             )?,
-            jobs_failed: IntCounterVec::new(
-                Opts::new(
-                    "streamgate_transcoder_jobs_failed_total",
-                    "jobs failed, by reason",
-                ),
+            jobs_failed: registry.counter_vec(
+                "streamgate_transcoder_jobs_failed_total",
+                "jobs failed, by reason",
                 &["reason"],
+                &[&["permanent"], &["transient"], &["dead_letter"]],
             )?,
-            job_seconds: Histogram::with_opts(
-                HistogramOpts::new(
-                    "streamgate_transcoder_job_duration_seconds",
-                    "job wall time",
-                )
-                .buckets(buckets.clone()),
+            job_seconds: registry.histogram(
+                "streamgate_transcoder_job_duration_seconds",
+                "job wall time",
+                &buckets,
             )?,
-            ffmpeg_seconds: Histogram::with_opts(
-                HistogramOpts::new("streamgate_transcoder_ffmpeg_seconds", "ffmpeg wall time")
-                    .buckets(buckets),
+            ffmpeg_seconds: registry.histogram(
+                "streamgate_transcoder_ffmpeg_seconds",
+                "ffmpeg wall time",
+                &buckets,
             )?,
-            bytes_uploaded: IntCounter::new(
+            bytes_uploaded: registry.counter(
                 "streamgate_transcoder_uploaded_bytes_total",
                 "bytes uploaded to s3",
             )?,
-            reclaimed: IntCounter::new(
+            reclaimed: registry.counter(
                 "streamgate_transcoder_jobs_reclaimed_total",
                 "jobs taken over from dead workers",
             )?,
             registry,
-        };
-        m.registry.register(Box::new(m.jobs_started.clone()))?;
-        m.registry.register(Box::new(m.jobs_succeeded.clone()))?;
-        m.registry.register(Box::new(m.jobs_failed.clone()))?;
-        m.registry.register(Box::new(m.job_seconds.clone()))?;
-        m.registry.register(Box::new(m.ffmpeg_seconds.clone()))?;
-        m.registry.register(Box::new(m.bytes_uploaded.clone()))?;
-        m.registry.register(Box::new(m.reclaimed.clone()))?;
-        for reason in ["permanent", "transient", "dead_letter"] {
-            m.jobs_failed.with_label_values(&[reason]);
-        }
-        Ok(m)
+        })
     }
 
     /// The Prometheus text exposition of every metric.
     pub(crate) fn render(&self) -> String {
-        let mut buf = Vec::new();
-        // Encoding into a Vec cannot fail for the text format; an error would leave it partial.
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut buf) {
-            tracing::warn!(error = %e, "encoding metrics");
-        }
-        String::from_utf8_lossy(&buf).into_owned()
+        String::from_utf8_lossy(&self.registry.render()).into_owned()
     }
 
     pub(crate) fn failed(&self, reason: &str) {
@@ -114,10 +93,7 @@ pub(crate) fn router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn render(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        m.render(),
-    )
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], m.render())
 }
 
 /// Serves the router on `listener` until `shutdown` turns true.

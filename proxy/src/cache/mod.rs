@@ -35,6 +35,7 @@ use streamgate_config::CacheSection;
 use crate::token_gate::ObjectKind;
 
 use lock::CoalescingLock;
+pub use storage::CacheError;
 pub(crate) use storage::{Hit, StorageConfig, Tier, TieredStorage};
 
 /// No freshness unless origin gives one: the edge never invents a TTL.
@@ -55,7 +56,7 @@ impl EdgeCache {
     pub(crate) fn new(
         cfg: &CacheSection,
         metrics: std::sync::Arc<crate::metrics::EdgeMetrics>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, CacheError> {
         let storage = TieredStorage::new(
             &StorageConfig {
                 memory: cfg.memory,

@@ -226,6 +226,17 @@ fn l2_index(content_id: &str) -> String {
     streamgate_config::contract::keys::edge_objects(content_id)
 }
 
+/// Why the cache tiers could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// `cache.redis-url` is not a Redis URL.
+    #[error("cache.redis-url: {0}")]
+    RedisUrl(#[source] redis::RedisError),
+    /// `cache.redis-cluster` cannot make a cluster client.
+    #[error("cache.redis-cluster: {0}")]
+    RedisCluster(#[source] redis::RedisError),
+}
+
 /// The edge's cache storage. Built once and leaked (`&'static`, as pingora requires).
 pub(crate) struct TieredStorage {
     l1: moka::sync::Cache<HashBinary, Arc<Object>>,
@@ -236,7 +247,7 @@ pub(crate) struct TieredStorage {
 
 impl TieredStorage {
     /// Builds the tiers (no I/O: L2 connects on first use).
-    pub(crate) fn new(cfg: &StorageConfig, metrics: Arc<EdgeMetrics>) -> Result<Self, String> {
+    pub(crate) fn new(cfg: &StorageConfig, metrics: Arc<EdgeMetrics>) -> Result<Self, CacheError> {
         let evictions = metrics.clone();
         let l1 = moka::sync::Cache::builder()
             .max_capacity(cfg.memory)
@@ -256,14 +267,14 @@ impl TieredStorage {
             .response_timeout(cfg.l2_timeout)
             .retries(1)
             .build()
-            .map_err(|e| format!("cache.redis-cluster: {e}"))?;
+            .map_err(CacheError::RedisCluster)?;
             Some(L2Client::Cluster(Box::new(c)))
         } else {
             cfg.redis_url
                 .as_deref()
                 .map(|u| redis::Client::open(u).map(L2Client::Single))
                 .transpose()
-                .map_err(|e| format!("cache.redis-url: {e}"))?
+                .map_err(CacheError::RedisUrl)?
         };
         let l2 = client.map(|client| L2 {
             client,
