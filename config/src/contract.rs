@@ -11,6 +11,7 @@
 //! | `sg:jobs:error:{entry}` ([`keys::job_error`]) | string | transcoders | transcoders (retry count) |
 //! | `sg:events` ([`EVENTS_STREAM`]), group `origin` | stream | transcoders | origin |
 //! | `sg:invalidate` ([`INVALIDATE_CHANNEL`]) | pub/sub | origin, edges (purge) | edges |
+//! | `sg:{invalidate}:state`, `sg:{invalidate}:log` ([`invalidation_log`]) | hash, stream | origin, edges (purge) | edges (resync) |
 //! | `sg:nonce:{nonce}` ([`keys::nonce`]) | string, TTL | origin | origin |
 //! | `sg:rl:{limit}:{client}:{minute}` ([`keys::rate_limit`]) | counter | origin | origin |
 //! | `sg:revoked:{jti}` ([`keys::revoked_session`]) | string, TTL | origin | origin, edges |
@@ -245,6 +246,90 @@ pub enum Invalidation {
         /// The token's expiry, Unix seconds.
         exp: i64,
     },
+}
+
+/// The invalidation log: every message on [`INVALIDATE_CHANNEL`] is also numbered and kept, so
+/// an edge that lost its subscription can tell on its return whether it missed anything, and
+/// replay what it missed instead of emptying its L1.
+///
+/// ```text
+///  publish (PUBLISH_SCRIPT, atomic)          sg:{invalidate}:state  {epoch, seq}
+///   ├─ epoch ← TIME if absent (a Redis that lost its data starts a new epoch)
+///   ├─ seq   ← seq + 1
+///   ├─ XADD sg:{invalidate}:log MAXLEN ~ LOG_LEN  {seq, data: message}
+///   └─ PUBLISH sg:invalidate {"epoch","seq","id", …message}
+///  edge (re)subscribes, then RESYNC_SCRIPT → epoch, seq, last id, entries after its last id
+///   ├─ same epoch, entries seq+1 … seq contiguous ─► replay them, keep L1
+///   └─ otherwise (new epoch, seq went back, log trimmed) ─► forget everything (fail closed)
+/// ```
+///
+/// Both keys carry the hash tag `{invalidate}` (one Redis Cluster slot, as the scripts need).
+/// Messages published without the script (no envelope) are applied but cannot be replayed.
+pub mod invalidation_log {
+    use serde::Deserialize;
+
+    use super::Invalidation;
+
+    /// Hash `{epoch, seq}`: the log's identity and its last sequence number.
+    pub const STATE_KEY: &str = "sg:{invalidate}:state";
+    /// Stream of numbered messages (`seq`, `data`), trimmed to about [`LOG_LEN`] entries.
+    pub const LOG_KEY: &str = "sg:{invalidate}:log";
+    /// Entries kept in the log: an edge away for longer than this many messages resyncs fully.
+    pub const LOG_LEN: u32 = 10_000;
+    /// The field of a log entry holding its sequence number.
+    pub const SEQ_FIELD: &str = "seq";
+
+    /// Numbers, logs and publishes one message atomically. `KEYS`: [`STATE_KEY`], [`LOG_KEY`];
+    /// `ARGV`: the message JSON (an object), [`LOG_LEN`], [`super::INVALIDATE_CHANNEL`].
+    /// Returns the number of subscribers that received it (as `PUBLISH`).
+    pub const PUBLISH_SCRIPT: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'epoch', t[1] .. '.' .. t[2])
+end
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'seq', seq, 'data', ARGV[1])
+local env = '{"epoch":"' .. epoch .. '","seq":' .. seq .. ',"id":"' .. id .. '",' .. string.sub(ARGV[1], 2)
+return redis.call('PUBLISH', ARGV[3], env)
+"#;
+
+    /// Reads the log's position and what follows an edge's last entry. `KEYS`: [`STATE_KEY`],
+    /// [`LOG_KEY`]; `ARGV`: the edge's last entry id (`""`: none), the most entries to return.
+    /// Returns `[epoch, seq, last id or "", [[id, [field, value, …]], …]]`; an absent epoch is
+    /// created, so two edges meeting an empty Redis agree on one.
+    pub const RESYNC_SCRIPT: &str = r#"
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 then
+  local t = redis.call('TIME')
+  redis.call('HSET', KEYS[1], 'epoch', t[1] .. '.' .. t[2])
+end
+local st = redis.call('HMGET', KEYS[1], 'epoch', 'seq')
+local last = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+local last_id = ''
+if #last > 0 then last_id = last[1][1] end
+local entries = {}
+if ARGV[1] ~= '' then
+  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1], '+', 'COUNT', ARGV[2])
+end
+return {st[1], st[2] or '0', last_id, entries}
+"#;
+
+    /// A message as published by [`PUBLISH_SCRIPT`]: the log position, then the message.
+    #[derive(Debug, Clone, PartialEq, Deserialize)]
+    pub struct Envelope {
+        /// The log's epoch (absent: published without the script).
+        #[serde(default)]
+        pub epoch: Option<String>,
+        /// The message's sequence number in the epoch.
+        #[serde(default)]
+        pub seq: Option<u64>,
+        /// The log entry's id.
+        #[serde(default)]
+        pub id: Option<String>,
+        /// The message.
+        #[serde(flatten)]
+        pub message: Invalidation,
+    }
 }
 
 /// Redis key marking a revoked session `jti` (set until the token's expiry).

@@ -28,7 +28,7 @@ use streamgate_auth::{
 };
 use streamgate_config::{
     AuthConfig,
-    contract::{INVALIDATE_CHANNEL, Invalidation, revoked_session_key},
+    contract::{INVALIDATE_CHANNEL, Invalidation, invalidation_log, revoked_session_key},
 };
 use streamgate_entitlements::KnownChains;
 
@@ -290,7 +290,15 @@ pub(crate) async fn publish(app: &AppState, msg: &Invalidation) -> AppResult<()>
     let json = serde_json::to_string(msg)
         .map_err(|e| AppError::Internal(format!("serialize invalidation: {e}")))?;
     let mut con = app.redis.clone();
-    let _: i64 = con.publish(INVALIDATE_CHANNEL, json).await?;
+    // Numbered and logged with the message, so an edge that was away can replay what it missed.
+    let _: i64 = redis::Script::new(invalidation_log::PUBLISH_SCRIPT)
+        .key(invalidation_log::STATE_KEY)
+        .key(invalidation_log::LOG_KEY)
+        .arg(json)
+        .arg(invalidation_log::LOG_LEN)
+        .arg(INVALIDATE_CHANNEL)
+        .invoke_async(&mut con)
+        .await?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use streamgate_config::{
     Secret,
-    contract::{INVALIDATE_CHANNEL, Invalidation, is_valid_content_id},
+    contract::{INVALIDATE_CHANNEL, Invalidation, invalidation_log, is_valid_content_id},
 };
 use tracing::{info, warn};
 
@@ -168,11 +168,28 @@ impl Admin {
         };
         let r = async {
             let mut con = client.get_multiplexed_async_connection().await?;
-            redis::cmd("PUBLISH")
+            let logged = redis::Script::new(invalidation_log::PUBLISH_SCRIPT)
+                .key(invalidation_log::STATE_KEY)
+                .key(invalidation_log::LOG_KEY)
+                .arg(&json)
+                .arg(invalidation_log::LOG_LEN)
                 .arg(INVALIDATE_CHANNEL)
-                .arg(json)
-                .query_async::<i64>(&mut con)
-                .await
+                .invoke_async::<i64>(&mut con)
+                .await;
+            match logged {
+                Err(e) if !e.is_io_error() => {
+                    // A bus node that cannot run the script on the log's slot (a Redis
+                    // Cluster node owning another slot): publish bare. Edges that cannot read
+                    // the log either treat every re-subscription as a gap, so nothing is lost.
+                    warn!(cause = %e, "invalidation log unavailable; publishing unlogged");
+                    redis::cmd("PUBLISH")
+                        .arg(INVALIDATE_CHANNEL)
+                        .arg(json)
+                        .query_async::<i64>(&mut con)
+                        .await
+                }
+                other => other,
+            }
         };
         match tokio::time::timeout(std::time::Duration::from_secs(2), r).await {
             Ok(Ok(_)) => true,

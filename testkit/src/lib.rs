@@ -5,7 +5,7 @@
 //!   [`Stack`] with sign-in, contents, tus uploads (through `streamgate-loadtest`'s
 //!   [`TusClient`](streamgate_loadtest::tus::TusClient)), token minting, S3 and metrics.
 //! - [`private`]: processes a test owns — [`PrivateEdge`], [`PrivateOrigin`],
-//!   [`PrivateTranscoder`], [`PrivateRedis`], [`RedisCluster`], [`Anvil`], [`PrivateS3`],
+//!   [`PrivateTranscoder`], [`PrivateRedis`], [`PersistentRedis`], [`RedisCluster`], [`Anvil`], [`PrivateS3`],
 //!   [`Forwarder`] — killed on drop, never the stack's own.
 //! - [`ports`]: loopback ports that cannot race (reserved below the ephemeral range, held by a
 //!   lock file while in use).
@@ -30,8 +30,8 @@ pub use media::{make_clip, make_clip_at, noise};
 pub use metrics::metric;
 pub use ports::{Ports, reserve};
 pub use private::{
-    Anvil, Forwarder, PrivateEdge, PrivateOrigin, PrivateRedis, PrivateS3, PrivateTranscoder,
-    RedisCluster, dead_port,
+    Anvil, Forwarder, PersistentRedis, PrivateEdge, PrivateOrigin, PrivateRedis, PrivateS3,
+    PrivateTranscoder, RedisCluster, dead_port,
 };
 pub use proc::{Proc, eventually, wait_answers, wait_tcp};
 pub use stack::{Stack, grant, repo_root};

@@ -3,7 +3,7 @@
 //! anvil, an S3 server, and a TCP forwarder that can cut a connection.
 
 use std::{
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -400,6 +400,61 @@ impl PrivateRedis {
         .holding(ports);
         wait_tcp(port);
         PrivateRedis { proc, port }
+    }
+
+    /// `redis://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+/// A private `redis-server` that keeps its data the way the stack's does (append-only file),
+/// fsynced on every write, in a directory of its own, so [`PersistentRedis::restart`] brings it
+/// back with everything it had, as a crashed and restarted Redis would. Killed on drop.
+pub struct PersistentRedis {
+    /// The process.
+    pub proc: Proc,
+    /// Its port (reserved for the life of this value, across restarts).
+    pub port: u16,
+    _ports: Ports,
+    dir: tempfile::TempDir,
+}
+
+impl PersistentRedis {
+    /// Starts one and waits until it accepts connections.
+    pub fn start() -> PersistentRedis {
+        let ports = reserve(1);
+        let port = ports.get(0);
+        let dir = tempfile::tempdir().unwrap();
+        let proc = Self::spawn(port, dir.path());
+        PersistentRedis {
+            proc,
+            port,
+            _ports: ports,
+            dir,
+        }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Proc {
+        let proc = Proc::new(
+            Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--save", ""])
+                .args(["--appendonly", "yes", "--appendfsync", "always"])
+                .args(["--port", &port.to_string()])
+                .arg("--dir")
+                .arg(dir)
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (run make setup)"),
+        );
+        wait_tcp(port);
+        proc
+    }
+
+    /// Kills it (SIGKILL: no shutdown save) and starts it again on the same port and data.
+    pub fn restart(&mut self) {
+        self.proc.kill_group();
+        self.proc = Self::spawn(self.port, self.dir.path());
     }
 
     /// `redis://127.0.0.1:{port}`.

@@ -1,10 +1,12 @@
 //! The edge as a CDN node, through real edges over the stack's origin, Redis and S3: tiers
 //! (`x-cache`), L2 shared across edges and restarts, ranges against the source object, purge,
-//! CORS, and the failure promises (origin cut off, Redis killed).
+//! CORS, and the failure promises (origin cut off, Redis killed, both at once).
 
 use std::time::{Duration, Instant};
 
-use streamgate_testkit::{Forwarder, PrivateEdge, PrivateRedis, RedisCluster, Stack, make_clip};
+use streamgate_testkit::{
+    Forwarder, PersistentRedis, PrivateEdge, PrivateRedis, RedisCluster, Stack, make_clip, metric,
+};
 
 /// A ready content (2 s, audio) and its first variant's first segment path.
 async fn packaged(st: &Stack, title: &str) -> (String, String, String) {
@@ -29,6 +31,29 @@ async fn packaged(st: &Stack, title: &str) -> (String, String, String) {
     let dir = variant.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
     let seg = first_uri(&get(variant.clone()).await);
     (id, token, format!("{dir}/{seg}"))
+}
+
+/// Waits until the L2 Redis at `url` indexes at least `n` objects of content `id` (L2 writes
+/// happen behind the responses).
+async fn in_l2(url: &str, id: &str, n: i64) {
+    let index = streamgate_config::contract::keys::edge_objects(id);
+    streamgate_testkit::eventually("the objects reached L2", Duration::from_secs(5), || {
+        let index = index.clone();
+        async move {
+            let mut con = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let have: i64 = redis::cmd("SCARD")
+                .arg(&index)
+                .query_async(&mut con)
+                .await
+                .unwrap();
+            have >= n
+        }
+    })
+    .await;
 }
 
 fn x_cache(r: &reqwest::Response) -> String {
@@ -210,24 +235,7 @@ async fn l2_survives_restarts_and_outages_degrade_to_the_next_tier() {
     assert_eq!(x_cache(&r), "HIT-L1");
     // L2 writes happen behind the response: wait until Redis has the object before the
     // edge goes away.
-    let index = streamgate_config::contract::keys::edge_objects(&id);
-    streamgate_testkit::eventually("the object reached L2", Duration::from_secs(5), || {
-        let (url, index) = (redis.url(), index.clone());
-        async move {
-            let mut con = redis::Client::open(url)
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap();
-            let n: i64 = redis::cmd("SCARD")
-                .arg(&index)
-                .query_async(&mut con)
-                .await
-                .unwrap();
-            n >= 1
-        }
-    })
-    .await;
+    in_l2(&redis.url(), &id, 1).await;
 
     // The edge restarts with an empty L1: the region's L2 serves it.
     drop(a);
@@ -342,4 +350,129 @@ async fn l2_on_a_redis_cluster_is_shared_across_edges() {
         "streamgate_edge_cache_l2_errors_total",
     );
     assert_eq!(admin_free, 0.0, "no L2 errors on the cluster");
+}
+
+/// The double fault of issue #12: the region's Redis is killed and restarted (with its data, as
+/// the stack's append-only Redis comes back), then origin goes away. Before the invalidation
+/// log the edge emptied L1 on resubscription, so warmed playlists answered 503 and the init
+/// segment 502. Now the edge learns from the log that it missed nothing but the one purge
+/// published meanwhile, replays that, and keeps everything else.
+#[tokio::test]
+async fn a_redis_blip_then_an_origin_outage_keeps_the_warmed_stream_playing() {
+    let st = Stack::load().await;
+    let (id, _, seg) = packaged(&st, "cache-double-fault").await;
+    let mut redis = PersistentRedis::start();
+    let mut fwd = Forwarder::start(&st.origin_internal_addr()).await;
+    let conf = format!("[entitlements]\n[cache]\nredis-url = \"{}\"\n", redis.url());
+    let edge = PrivateEdge::start_with_origin(&st, &format!("127.0.0.1:{}", fwd.port), &conf).await;
+    let token = edge.mint(&st, &id);
+    let at = |p: &str| format!("/p/{token}/{id}/{p}");
+
+    // Warm the stream: master, media playlist, init segment, first segment.
+    let master = edge
+        .get(&st, &at("master.m3u8"), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let variant = master
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.is_empty())
+        .unwrap()
+        .to_owned();
+    let media = edge
+        .get(&st, &at(&variant), &[])
+        .await
+        .text()
+        .await
+        .unwrap();
+    let dir = variant.rsplit_once('/').map_or("", |(d, _)| d);
+    let init = media
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|l| l.split('"').next())
+        .map(|u| format!("{dir}/{u}"))
+        .expect("an init segment");
+    let paths = [
+        "master.m3u8".to_owned(),
+        variant.clone(),
+        init.clone(),
+        seg.clone(),
+    ];
+    for p in &paths[2..] {
+        let r = edge.get(&st, &at(p), &[]).await;
+        assert_eq!(r.status(), 200, "{p}");
+        r.bytes().await.unwrap();
+    }
+    for p in &paths {
+        let r = edge.get(&st, &at(p), &[]).await;
+        assert_eq!(
+            (r.status().as_u16(), x_cache(&r)),
+            (200, "HIT-L1".into()),
+            "{p}"
+        );
+    }
+    let resyncs = |page: &str| metric(page, "streamgate_edge_invalidations_total{type=\"resync\"}");
+    assert_eq!(resyncs(&edge.metrics_page(&st).await), 1.0);
+
+    // L2 writes happen behind the responses: wait until Redis holds all four.
+    in_l2(&redis.url(), &id, 4).await;
+
+    // Redis blips. As it comes back, an operator purges one segment (published through the
+    // log, as origin and the admin API do): whether the edge gets it live or replays it on
+    // resubscription, it must apply it, and nothing else.
+    redis.restart();
+    let mut con = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let purge = streamgate_config::contract::Invalidation::Purged {
+        content_id: id.clone(),
+        path: Some(seg.clone()),
+    };
+    use streamgate_config::contract::{INVALIDATE_CHANNEL, invalidation_log as log};
+    let _: i64 = redis::Script::new(log::PUBLISH_SCRIPT)
+        .key(log::STATE_KEY)
+        .key(log::LOG_KEY)
+        .arg(serde_json::to_string(&purge).unwrap())
+        .arg(log::LOG_LEN)
+        .arg(INVALIDATE_CHANNEL)
+        .invoke_async(&mut con)
+        .await
+        .unwrap();
+    streamgate_testkit::eventually("the edge resubscribed", Duration::from_secs(15), || async {
+        let page = edge.metrics_page(&st).await;
+        resyncs(&page) >= 2.0
+            && metric(
+                &page,
+                "streamgate_edge_invalidations_total{type=\"purged\"}",
+            ) >= 1.0
+    })
+    .await;
+
+    // Then origin goes away.
+    fwd.stop();
+    for p in &paths[..3] {
+        let r = edge.get(&st, &at(p), &[]).await;
+        assert_eq!(
+            (r.status().as_u16(), x_cache(&r)),
+            (200, "HIT-L1".into()),
+            "{p} kept in L1"
+        );
+    }
+    // The purged segment left L1 only (L2 kept it; the admin API deletes L2 keys itself).
+    let r = edge.get(&st, &at(&seg), &[]).await;
+    assert_eq!(
+        (r.status().as_u16(), x_cache(&r)),
+        (200, "HIT-L2".into()),
+        "{}",
+        std::fs::read_to_string(&edge.log).unwrap()
+    );
+    let page = edge.metrics_page(&st).await;
+    assert_eq!(
+        metric(&page, "streamgate_edge_invalidations_total{type=\"gap\"}"),
+        0.0,
+        "nothing was lost, so nothing was forgotten"
+    );
 }

@@ -188,28 +188,44 @@ impl L2 {
     }
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> redis::RedisResult<T> {
-        let con = self.con().await?;
-        let fut = async move {
+        self.bounded(|con| async move {
             match con {
                 L2Con::Single(mut c) => cmd.query_async(&mut c).await,
                 L2Con::Cluster(mut c) => cmd.query_async(&mut c).await,
             }
-        };
-        match tokio::time::timeout(self.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err((redis::ErrorKind::Io, "l2 timed out").into()),
-        }
+        })
+        .await
     }
 
     async fn pipe(&self, p: &redis::Pipeline) -> redis::RedisResult<()> {
-        let con = self.con().await?;
-        let fut = async move {
+        self.bounded(|con| async move {
             match con {
                 L2Con::Single(mut c) => p.query_async::<()>(&mut c).await,
                 L2Con::Cluster(mut c) => p.query_async::<()>(&mut c).await,
             }
+        })
+        .await
+    }
+
+    /// Runs `op` within the tier's timeout, once more if the connection turns out to have
+    /// dropped (a Redis that restarted: the manager reconnects for the second try), so the
+    /// first request after a Redis blip is not sent on to origin. Every L2 operation is
+    /// idempotent (GET, SET, SADD, EXPIRE, DEL).
+    async fn bounded<T, F, Fut>(&self, op: F) -> redis::RedisResult<T>
+    where
+        F: Fn(L2Con) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            match op(self.con().await?).await {
+                Err(e) if e.is_connection_dropped() || e.is_connection_refusal() => {
+                    debug!(cause = %e, "cache l2 connection dropped: one retry");
+                    op(self.con().await?).await
+                }
+                r => r,
+            }
         };
-        match tokio::time::timeout(self.timeout, fut).await {
+        match tokio::time::timeout(self.timeout, attempt).await {
             Ok(r) => r,
             Err(_) => Err((redis::ErrorKind::Io, "l2 timed out").into()),
         }
