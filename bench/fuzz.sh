@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-TARGETS=(playback_token gated_path cookie range siwe siws jwt policy manifest tus config)
+TARGETS=(playback_token gated_path cookie range siwe siws jwt policy manifest tus config proxy_header)
 what=${1:-all}
 SECONDS_PER=${2:-120}
 FUZZ_OUT=${FUZZ_OUT:-$HOME/.cache/streamgate/fuzz}

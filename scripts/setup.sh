@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what StreamGate's build, stack and tests need. Idempotent and quick when done:
-# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl, Chromium), the S3 server
+# Debian packages (cmake for pingora's zlib-ng, Redis, FFmpeg, curl, openssl and certutil for
+# the local CA, Chromium), the S3 server
 # s3s-fs, and npm packages for sign-in vectors (scripts/vectors), the local EVM chain
 # (scripts/chain), the local Solana cluster (scripts/solana) and the player check (scripts/players).
 set -euo pipefail
@@ -8,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 need=()
-for pkg in cmake pkg-config redis-server redis-tools ffmpeg curl procps; do
+for pkg in cmake pkg-config redis-server redis-tools ffmpeg curl procps openssl libnss3-tools; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 # Node.js and npm: the machine image ships them; install Debian's only where they are missing.
@@ -26,6 +27,24 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
+
+# promtool (Prometheus rule checks, deploy/monitoring) and systemd-analyze (deploy/systemd).
+for pkg in prometheus systemd; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    echo "setup: installing $pkg (deploy checks)"
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null
+  fi
+done
+# Python tools, pinned, in a venv of the project's (kubernetes-validate for deploy/kubernetes).
+VENV=$HOME/.cache/streamgate/venv
+if [ ! -f "$VENV/.stamp" ] || [ scripts/requirements.txt -nt "$VENV/.stamp" ]; then
+  echo "setup: installing Python tools (scripts/requirements.txt) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -r scripts/requirements.txt
+  touch "$VENV/.stamp"
 fi
 
 S3S_VERSION=0.14.1   # 0.17 needs a newer rustc than 1.95

@@ -5,9 +5,13 @@
 # stops everything it started, by PID.
 #
 #   scripts/stack.sh up|down|status
+#   scripts/stack.sh prepare          (secrets, CA, configs only: scripts/compose.sh runs them)
+#   scripts/stack.sh env              (write $STACK_DIR/env for the configured ports)
+#   scripts/stack.sh upgrade edge     (graceful: listening sockets handed to a new process)
+#   scripts/stack.sh upgrade origin   (stop with drain, start again)
 #
 # Environment: STACK_DIR (default .stack), CARGO_TARGET_DIR (binaries in $CARGO_TARGET_DIR/debug),
-# ports EDGE_PORT ORIGIN_PORT ORIGIN_INTERNAL_PORT EDGE_METRICS_PORT TRANSCODER_METRICS_PORT
+# ports EDGE_PORT EDGE_TLS_PORT ORIGIN_PORT ORIGIN_INTERNAL_PORT EDGE_METRICS_PORT TRANSCODER_METRICS_PORT
 # REDIS_PORT S3_PORT ANVIL_PORT PLAYER_PAGE_PORT (the origin browser player pages are served
 # from: the edge's CORS list names it).
 set -euo pipefail
@@ -18,6 +22,7 @@ STACK_DIR=${STACK_DIR:-$ROOT/.stack}
 CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamgate/target}
 BIN_DIR=${STREAMGATE_BIN_DIR:-$CARGO_TARGET_DIR/debug}
 EDGE_PORT=${EDGE_PORT:-8080}
+EDGE_TLS_PORT=${EDGE_TLS_PORT:-8443}
 ORIGIN_PORT=${ORIGIN_PORT:-8081}
 ORIGIN_INTERNAL_PORT=${ORIGIN_INTERNAL_PORT:-8082}
 PLAYER_PAGE_PORT=${PLAYER_PAGE_PORT:-18090}
@@ -32,6 +37,7 @@ BUCKET=streamgate
 RUN=$STACK_DIR/run
 CONF=$STACK_DIR/config
 SECRETS=$STACK_DIR/secrets
+TLS=$STACK_DIR/tls
 LOGS=$STACK_DIR/logs
 
 log() { echo "stack: $*" >&2; }
@@ -69,6 +75,33 @@ wait_for() { # name, command to poll (up to 30 s)
 
 secret() { # file: 32 random bytes, hex
   [ -s "$SECRETS/$1" ] || { od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$SECRETS/$1"; chmod 600 "$SECRETS/$1"; }
+}
+
+# A local CA (kept across runs, so a browser or OS that trusts it once keeps trusting it) and
+# an edge certificate for localhost, edge.streamgate.test and 127.0.0.1, renewed when it
+# expires within a day. Keys stay in $STACK_DIR/tls (mode 700).
+tls_material() {
+  mkdir -p "$TLS"; chmod 700 "$TLS"
+  if [ ! -s "$TLS/ca.pem" ] || [ ! -s "$TLS/ca-key.pem" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+      -subj "/CN=StreamGate local CA" -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign" \
+      -keyout "$TLS/ca-key.pem" -out "$TLS/ca.pem" 2>/dev/null
+    rm -f "$TLS/edge.pem"
+    log "created a local CA: $TLS/ca.pem"
+  fi
+  if [ ! -s "$TLS/edge.pem" ] || ! openssl x509 -checkend 86400 -noout -in "$TLS/edge.pem" >/dev/null 2>&1; then
+    printf '%s\n' "subjectAltName=DNS:localhost,DNS:edge.streamgate.test,IP:127.0.0.1" \
+      "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+      "extendedKeyUsage=serverAuth" >"$TLS/edge.ext"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=localhost" \
+      -keyout "$TLS/edge-key.pem" -out "$TLS/edge.csr" 2>/dev/null
+    openssl x509 -req -in "$TLS/edge.csr" -CA "$TLS/ca.pem" -CAkey "$TLS/ca-key.pem" \
+      -set_serial "0x$(od -An -tx1 -N8 /dev/urandom | tr -d ' \n')" -days 397 \
+      -extfile "$TLS/edge.ext" -out "$TLS/edge-leaf.pem" 2>/dev/null
+    cat "$TLS/edge-leaf.pem" "$TLS/ca.pem" >"$TLS/edge.pem.new" && mv "$TLS/edge.pem.new" "$TLS/edge.pem"
+    log "issued the edge certificate: $TLS/edge.pem"
+  fi
 }
 
 write_configs() {
@@ -141,6 +174,11 @@ listen = "127.0.0.1:$EDGE_PORT"
 metrics-listen = "127.0.0.1:$EDGE_METRICS_PORT"
 grace-period = "2s"
 
+# HTTPS (HTTP/2 and HTTP/1.1) with the stack's local CA; certificates reload on change.
+[server.tls]
+listen = "127.0.0.1:$EDGE_TLS_PORT"
+certificates = [{ cert = "$TLS/edge.pem", key = "$TLS/edge-key.pem" }]
+
 [upstream]
 origin = "127.0.0.1:$ORIGIN_INTERNAL_PORT"
 edge-key = { file = "$SECRETS/edge-key" }
@@ -183,16 +221,23 @@ policy-ttl = "10m"
 TOML
 }
 
-up() {
+# Directories, secrets, the local CA and the configs: everything but the processes (the
+# compose stack, scripts/compose.sh, runs the same configs in containers).
+prepare() {
   mkdir -p "$RUN" "$CONF" "$SECRETS" "$LOGS" "$STACK_DIR/data/s3" "$STACK_DIR/data/redis"
   chmod 700 "$SECRETS"
   secret s3-access-key; secret s3-secret-key; secret token-k1; secret session-s1; secret edge-admin
   secret edge-key
+  tls_material
+  write_configs
+}
+
+up() {
+  prepare
   [ -x "$ANVIL_BIN" ] || { log "missing $ANVIL_BIN: run scripts/setup.sh (make up does)"; exit 1; }
   for b in streamgate-origin streamgate-transcoder streamgate-proxy; do
     [ -x "$BIN_DIR/$b" ] || { log "missing $BIN_DIR/$b: run 'cargo build --workspace --bins' (make up does)"; exit 1; }
   done
-  write_configs
   start redis redis-server --bind 127.0.0.1 --port "$REDIS_PORT" --dir "$STACK_DIR/data/redis" \
     --appendonly yes --save "" --protected-mode yes
   start s3 s3s-fs --host 127.0.0.1 --port "$S3_PORT" --access-key "$(cat "$SECRETS/s3-access-key")" \
@@ -213,8 +258,17 @@ up() {
   start edge "$BIN_DIR/streamgate-proxy" --config "$CONF/proxy.toml"
   wait_for transcoder curl -fsS "http://127.0.0.1:$TRANSCODER_METRICS_PORT/healthz"
   wait_for edge curl -fsS "http://127.0.0.1:$EDGE_PORT/readyz"
+  wait_for edge curl -fsS --cacert "$TLS/ca.pem" "https://localhost:$EDGE_TLS_PORT/readyz"
+  write_env
+  log "up; environment in $STACK_DIR/env"
+}
+
+# $STACK_DIR/env: what tests, the demo and users read (a contract: extend, never rename).
+write_env() {
   cat >"$STACK_DIR/env" <<ENV
 EDGE_URL=http://127.0.0.1:$EDGE_PORT
+EDGE_TLS_URL=https://localhost:$EDGE_TLS_PORT
+STACK_CA_FILE=$TLS/ca.pem
 EDGE_METRICS_URL=http://127.0.0.1:$EDGE_METRICS_PORT
 ORIGIN_URL=http://127.0.0.1:$ORIGIN_PORT
 ORIGIN_INTERNAL_URL=http://127.0.0.1:$ORIGIN_INTERNAL_PORT
@@ -230,7 +284,34 @@ STACK_DIR=$STACK_DIR
 EVM_RPC_URL=http://127.0.0.1:$ANVIL_PORT
 EDGE_ADMIN_TOKEN_FILE=$SECRETS/edge-admin
 ENV
-  log "up; environment in $STACK_DIR/env"
+}
+
+# Zero-downtime edge upgrade (Pingora's socket hand-over): a new edge process started with
+# --upgrade waits on server.upgrade-socket; the running one gets SIGQUIT, passes it the listening
+# sockets, stops accepting after 5 s and drains in-flight requests for server.grace-period.
+# No connection is refused meanwhile. The new process runs the binary in $BIN_DIR now.
+upgrade_edge() {
+  alive edge || { log "edge is not running: make up"; exit 1; }
+  local old sock
+  old=$(cat "$RUN/edge.pid")
+  sock=${TMPDIR:-/tmp}/streamgate-edge-$EDGE_PORT.upgrade
+  "$BIN_DIR/streamgate-proxy" --config "$CONF/proxy.toml" --check-config >/dev/null
+  rm -f "$sock"
+  nohup "$BIN_DIR/streamgate-proxy" --config "$CONF/proxy.toml" --upgrade >>"$LOGS/edge.log" 2>&1 &
+  local new=$!
+  for _ in $(seq 1 100); do [ -S "$sock" ] && break; kill -0 "$new" 2>/dev/null || break; sleep 0.05; done
+  [ -S "$sock" ] || { log "the new edge did not open $sock; last log lines:"; tail -n 20 "$LOGS/edge.log" >&2; kill "$new" 2>/dev/null || true; exit 1; }
+  kill -QUIT "$old"
+  echo "$new" >"$RUN/edge.pid"
+  wait_for edge curl -fsS "http://127.0.0.1:$EDGE_PORT/readyz"
+  log "edge upgraded: pid $old -> $new (the old one drains, then exits)"
+}
+
+# Restart origin: stop (SIGTERM: drains in-flight requests) and start the current binary.
+restart_origin() {
+  stop origin
+  start origin "$BIN_DIR/streamgate-origin" --config "$CONF/origin.toml"
+  wait_for origin curl -fsS "http://127.0.0.1:$ORIGIN_PORT/readyz"
 }
 
 down() {
@@ -246,7 +327,15 @@ status() {
 
 case "${1:-}" in
   up) up ;;
+  prepare) prepare ;;
+  env) write_env ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  upgrade)
+    case "${2:-}" in
+      edge) upgrade_edge ;;
+      origin) restart_origin ;;
+      *) echo "usage: $0 upgrade edge|origin" >&2; exit 2 ;;
+    esac ;;
+  *) echo "usage: $0 up|down|status|upgrade edge|origin" >&2; exit 2 ;;
 esac

@@ -18,6 +18,9 @@ node scripts/chain/compile.mjs --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 cargo build --workspace --bins --quiet
 cargo test --workspace --no-run --quiet
+# deploy/: kustomize builds validated for Kubernetes 1.30, the ConfigMaps' configs, systemd
+# units, Prometheus rules and the Grafana dashboard.
+scripts/deploy-check.sh
 
 started=0
 [ -f "$STACK_DIR/env" ] || started=1

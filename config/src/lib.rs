@@ -40,13 +40,14 @@ pub use error::ConfigError;
 pub use grants::{EntitlementsConfig, EntitlementsSection, SessionSection};
 pub use keyring::KeySection;
 pub use logging::init_tracing;
+pub use net::{IpNet, TrustedProxies};
 pub use origin::{
     MIN_EDGE_KEY_LEN, OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART,
     S3_MAX_PARTS, S3_MIN_PART, UploadsConfig,
 };
 pub use proxy::{
-    AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer, TokensConfig,
-    TokensSection, Upstream,
+    AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer, TlsCertificate,
+    TlsSection, TokensConfig, TokensSection, Upstream,
 };
 pub use secret::{Secret, SecretRef};
 pub use transcoder::{

@@ -128,6 +128,11 @@ impl TrustedProxies {
         Self(nets)
     }
 
+    /// Whether no proxy is trusted (every peer is the client).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Whether `ip` is a trusted proxy.
     pub fn trusts(&self, ip: IpAddr) -> bool {
         self.0.iter().any(|n| n.contains(ip))

@@ -1,6 +1,6 @@
 //! `proxy.toml`: the edge.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 
@@ -8,6 +8,7 @@ use crate::{
     ConfigError, EntitlementsConfig, EntitlementsSection, Env, LogConfig, Secret, SessionSection,
     common::{bytesize, duration, positive},
     keyring::{KeyLen, KeySection, resolve_keys},
+    net::{IpNet, TrustedProxies},
 };
 
 /// The file as written.
@@ -60,6 +61,73 @@ pub struct ProxyServer {
     /// edge as their parent. Empty: this edge is nobody's parent and has no `/v/` route.
     #[serde(default)]
     pub edge_keys: Vec<crate::SecretRef>,
+    /// `listen` expects a PROXY protocol header (v1 or v2) before each connection's first
+    /// byte, from peers in `trusted-proxies` only (others are disconnected).
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    /// Load balancers (CIDR blocks) whose PROXY headers, `X-Forwarded-For` and `Forwarded`
+    /// name the viewer. Empty: the TCP peer is the viewer, whatever the headers say.
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Unix socket a new edge process (`--upgrade`) receives the listening sockets on during a
+    /// graceful upgrade. Default: `$TMPDIR/streamgate-edge-{listen port}.upgrade`.
+    #[serde(default)]
+    pub upgrade_socket: Option<PathBuf>,
+    /// With `--daemon`: where the daemon writes its pid (systemd's `PIDFile=`). Default:
+    /// `$TMPDIR/streamgate-edge-{listen port}.pid`.
+    #[serde(default)]
+    pub pid_file: Option<PathBuf>,
+    /// With `--daemon`: the file the daemon's log (stderr) goes to. Default: none (discarded).
+    #[serde(default)]
+    pub error_log: Option<PathBuf>,
+    /// `[server.tls]`: a second, TLS listener (HTTP/2 and HTTP/1.1 by ALPN).
+    #[serde(default)]
+    pub tls: Option<TlsSection>,
+}
+
+impl ProxyServer {
+    /// `pid-file`, or its default.
+    pub fn pid_file(&self) -> PathBuf {
+        self.pid_file.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("streamgate-edge-{}.pid", self.listen.port()))
+        })
+    }
+
+    /// `upgrade-socket`, or its default.
+    pub fn upgrade_socket(&self) -> PathBuf {
+        self.upgrade_socket.clone().unwrap_or_else(|| {
+            std::env::temp_dir().join(format!("streamgate-edge-{}.upgrade", self.listen.port()))
+        })
+    }
+}
+
+/// `[server.tls]`: the edge's TLS listener.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// TLS listener (a different address from `server.listen`).
+    pub listen: SocketAddr,
+    /// Certificates, chosen by SNI among their DNS names; the first is the default (clients
+    /// without SNI, or names no certificate lists).
+    pub certificates: Vec<TlsCertificate>,
+    /// How often the files are checked for changes (a change reloads them without a
+    /// restart; `SIGHUP` always does). `0s`: only on `SIGHUP`.
+    #[serde(default = "default_tls_reload", with = "duration")]
+    pub reload_interval: Duration,
+    /// This listener expects a PROXY protocol header before the TLS handshake (see
+    /// `server.proxy-protocol`).
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+/// One certificate of `server.tls.certificates`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsCertificate {
+    /// PEM file: the leaf certificate first, then its intermediates.
+    pub cert: PathBuf,
+    /// PEM file: the leaf's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// `[upstream]`: where the edge fetches objects from.
@@ -219,6 +287,8 @@ pub struct AdminSection {
 pub struct ProxyConfig {
     /// `[server]`.
     pub server: ProxyServer,
+    /// `server.trusted-proxies`.
+    pub trusted_proxies: TrustedProxies,
     /// `[upstream]`.
     pub upstream: Upstream,
     /// `[tokens]`, keys resolved.
@@ -278,6 +348,49 @@ impl ProxyFile {
                 "must differ from server.listen",
             ));
         }
+        if (s.proxy_protocol || s.tls.as_ref().is_some_and(|t| t.proxy_protocol))
+            && s.trusted_proxies.is_empty()
+        {
+            let key = if s.proxy_protocol {
+                "server.proxy-protocol"
+            } else {
+                "server.tls.proxy-protocol"
+            };
+            return Err(ConfigError::invalid(
+                key,
+                true,
+                "needs server.trusted-proxies: a PROXY header is believed only from the load \
+                 balancers listed there",
+            ));
+        }
+        if let Some(t) = &s.tls {
+            if t.listen == s.listen || t.listen == s.metrics_listen {
+                return Err(ConfigError::invalid(
+                    "server.tls.listen",
+                    t.listen,
+                    "must differ from server.listen and server.metrics-listen",
+                ));
+            }
+            if t.certificates.is_empty() {
+                return Err(ConfigError::invalid(
+                    "server.tls.certificates",
+                    "[]",
+                    "list at least one { cert = \"…\", key = \"…\" }",
+                ));
+            }
+            for (i, c) in t.certificates.iter().enumerate() {
+                for (what, path) in [("cert", &c.cert), ("key", &c.key)] {
+                    if let Err(e) = std::fs::metadata(path) {
+                        return Err(ConfigError::invalid(
+                            &format!("server.tls.certificates[{i}].{what}"),
+                            format!("{:?}", path.display().to_string()),
+                            format!("cannot be read: {e}"),
+                        ));
+                    }
+                }
+            }
+        }
+        let trusted_proxies = TrustedProxies::new(s.trusted_proxies.clone());
         let u = &self.upstream;
         if u.origin
             .rsplit_once(':')
@@ -365,6 +478,7 @@ impl ProxyFile {
         };
         Ok(ProxyConfig {
             server: self.server,
+            trusted_proxies,
             upstream: self.upstream,
             tokens,
             session: self.session,
@@ -546,6 +660,9 @@ fn default_metrics_listen() -> SocketAddr {
 }
 fn default_threads() -> usize {
     2
+}
+fn default_tls_reload() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_grace() -> Duration {
     Duration::from_secs(10)

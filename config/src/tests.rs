@@ -487,3 +487,52 @@ fn proxy_from_text(text: &str, extra: &[(&str, &str)]) -> Result<ProxyConfig, Co
     std::fs::remove_dir_all(&dir).unwrap();
     out
 }
+
+#[test]
+fn edge_tls_and_proxy_protocol_are_checked_at_load() {
+    // A PROXY header is believed only from listed balancers: none listed is an error.
+    let e = err_proxy(&[("STREAMGATE__SERVER__PROXY_PROTOCOL", "true")]);
+    assert!(
+        e.contains("server.proxy-protocol") && e.contains("server.trusted-proxies"),
+        "{e}"
+    );
+    let c = load_proxy(
+        &asset("proxy.toml"),
+        &with(&[
+            ("STREAMGATE__SERVER__PROXY_PROTOCOL", "true"),
+            ("STREAMGATE__SERVER__TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+    let e = err_proxy(&[(
+        "STREAMGATE__SERVER__TLS",
+        "{ listen = \"127.0.0.1:8443\", proxy-protocol = true, certificates = [{ cert = \"Cargo.toml\", key = \"Cargo.toml\" }] }",
+    )]);
+    assert!(e.contains("server.tls.proxy-protocol"), "{e}");
+
+    // The TLS listener needs its own address and readable certificate files.
+    let e = err_proxy(&[(
+        "STREAMGATE__SERVER__TLS",
+        "{ listen = \"127.0.0.1:8080\", certificates = [{ cert = \"Cargo.toml\", key = \"Cargo.toml\" }] }",
+    )]);
+    assert!(e.contains("server.tls.listen") && e.contains("8080"), "{e}");
+    let e = err_proxy(&[(
+        "STREAMGATE__SERVER__TLS",
+        "{ listen = \"127.0.0.1:8443\", certificates = [] }",
+    )]);
+    assert!(e.contains("server.tls.certificates"), "{e}");
+    let e = err_proxy(&[(
+        "STREAMGATE__SERVER__TLS",
+        "{ listen = \"127.0.0.1:8443\", certificates = [{ cert = \"/nonexistent/edge.pem\", key = \"Cargo.toml\" }] }",
+    )]);
+    assert!(
+        e.contains("server.tls.certificates[0].cert") && e.contains("/nonexistent/edge.pem"),
+        "{e}"
+    );
+    let e = err_proxy(&[(
+        "STREAMGATE__SERVER__TLS",
+        "{ listen = \"127.0.0.1:8443\", certificates = [{ cert = \"Cargo.toml\", key = \"Cargo.toml\" }], reload-interval = \"soon\" }",
+    )]);
+    assert!(e.contains("reload-interval") || e.contains("soon"), "{e}");
+}

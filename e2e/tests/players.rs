@@ -1,7 +1,8 @@
 //! Real players in a real browser: hls.js and dash.js in headless Chromium
 //! (`scripts/players/play.mjs`, page served from another origin so CORS is exercised) play a
 //! gated video through the stack's edge; the same with a tampered token fails; cookie mode
-//! (grant with `?mode=cookie&redirect=hls`, token in an HttpOnly cookie) plays too.
+//! (grant with `?mode=cookie&redirect=hls`, token in an HttpOnly cookie) plays too; both players
+//! play over HTTPS/HTTP2 from the edge's TLS listener with the stack's CA trusted.
 
 use std::{process::Command, time::Duration};
 
@@ -56,6 +57,50 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
             "token leaked"
         );
     }
+
+    // The same players over HTTPS (HTTP/2) from the stack's TLS listener, the browser trusting
+    // the stack's local CA as an installed CA (its NSS database), no certificate check off.
+    let tls = st.env_value("EDGE_TLS_URL");
+    let ca = st.env_value("STACK_CA_FILE");
+    for (kind, url) in [("hls", &body["hls"]), ("dash", &body["dash"])] {
+        let url = format!("{tls}{}", url.as_str().unwrap());
+        let (ok, report) = play(
+            &st,
+            &[
+                "--kind",
+                kind,
+                "--url",
+                &url,
+                "--seconds",
+                "4",
+                "--ca-file",
+                &ca,
+            ],
+        );
+        assert!(ok, "{kind} over https: {report}");
+        assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+        assert_eq!(report["bad"].as_array().unwrap().len(), 0, "{report}");
+    }
+    // Without the CA the browser refuses the edge's certificate: the trust above is real.
+    let url = format!("{tls}{}", body["hls"].as_str().unwrap());
+    let (ok, report) = play(
+        &st,
+        &[
+            "--kind",
+            "hls",
+            "--url",
+            &url,
+            "--seconds",
+            "2",
+            "--timeout",
+            "8",
+        ],
+    );
+    assert!(!ok, "{report}");
+    assert!(
+        report.to_string().contains("ERR_CERT_AUTHORITY_INVALID"),
+        "{report}"
+    );
 
     // The same stream with a tampered token: the player fails on 403s.
     let token = body["token"].as_str().unwrap();

@@ -18,6 +18,7 @@
 //! ```
 
 use std::{
+    net::IpAddr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -35,7 +36,10 @@ use pingora::{
     upstreams::peer::HttpPeer,
 };
 use streamgate_auth::TokenError;
-use streamgate_config::contract::{CLIENT_IP_HEADER, EDGE_KEY_HEADER, paths};
+use streamgate_config::{
+    TrustedProxies,
+    contract::{CLIENT_IP_HEADER, EDGE_KEY_HEADER, paths},
+};
 use tracing::{Instrument, Span, debug, error, info_span, warn};
 
 use crate::{
@@ -107,7 +111,7 @@ pub(crate) struct EdgeCtx {
     /// The rewriter of a manifest response being sent.
     rewriter: Option<ManifestRewriter>,
     /// The viewer's address, sent to a parent edge with the request (`x-streamgate-client-ip`).
-    client_ip: Option<std::net::IpAddr>,
+    client_ip: Option<IpAddr>,
     /// First rewrite of a manifest version: (key, input, output), compared at the end to learn
     /// whether the manifest has anything to rewrite.
     clean_probe: Option<(String, Vec<u8>, Vec<u8>)>,
@@ -115,6 +119,29 @@ pub(crate) struct EdgeCtx {
     via_parent: bool,
     /// A parent could not be reached: the retry goes to origin.
     parent_failed: bool,
+}
+
+/// The viewer's address: the connection's peer (the viewer's own address after a PROXY
+/// header), or, when that peer is a trusted proxy, the right-most untrusted hop of
+/// `Forwarded` / `X-Forwarded-For` (see [`TrustedProxies::client_ip`]). Feeds token IP binding,
+/// grants, the parent hop header and logs.
+pub(crate) fn viewer_ip(session: &Session, trusted: &TrustedProxies) -> Option<IpAddr> {
+    let peer = session.client_addr()?.as_inet()?.ip();
+    if trusted.is_empty() {
+        return Some(peer.to_canonical());
+    }
+    let headers = &session.req_header().headers;
+    let values = |name| {
+        headers
+            .get_all(name)
+            .into_iter()
+            .filter_map(|v| v.to_str().ok())
+    };
+    Some(trusted.client_ip(
+        peer,
+        values(http::header::HeaderName::from_static("x-forwarded-for")),
+        values(http::header::FORWARDED),
+    ))
 }
 
 /// The edge proxy logic.
@@ -132,6 +159,8 @@ pub(crate) struct Edge {
     cors: Cors,
     /// Keys child edges present on `/v/…` (`server.edge-keys`); empty: no `/v/` route.
     child_keys: streamgate_auth::EdgeKeys,
+    /// Load balancers whose forwarding headers name the viewer (`server.trusted-proxies`).
+    trusted_proxies: TrustedProxies,
     /// Manifest versions (`{id}/{path}` + ETag) known to hold no absolute URI of their content:
     /// served as they are, with their `Content-Length`, no rewriter.
     clean_manifests: moka::sync::Cache<String, bool>,
@@ -152,6 +181,7 @@ impl Edge {
         Self {
             cors,
             child_keys: streamgate_auth::EdgeKeys::default(),
+            trusted_proxies: TrustedProxies::default(),
             clean_manifests: moka::sync::Cache::new(100_000),
             tokens,
             origin,
@@ -166,6 +196,12 @@ impl Edge {
     /// Serves child edges presenting one of `keys` at `/v/{id}/{path}` (`server.edge-keys`).
     pub(crate) fn accepting_children(mut self, keys: streamgate_auth::EdgeKeys) -> Self {
         self.child_keys = keys;
+        self
+    }
+
+    /// Believes `X-Forwarded-For` / `Forwarded` from these peers (`server.trusted-proxies`).
+    pub(crate) fn behind(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted_proxies = trusted;
         self
     }
 
@@ -235,11 +271,8 @@ impl Edge {
         token: &str,
         g: &GatedPath<'_>,
     ) -> std::result::Result<streamgate_auth::Verified, TokenError> {
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
-        match token_gate::check_token(self.tokens.keys(), token, g.content_id, client_ip) {
+        let client_ip = viewer_ip(session, &self.trusted_proxies);
+        match token_gate::check_token(&self.tokens.keys(), token, g.content_id, client_ip) {
             Ok(v) => {
                 debug!(
                     content_id = g.content_id,
@@ -370,10 +403,7 @@ impl ProxyHttp for Edge {
                 token,
                 prefix,
             } => {
-                ctx.client_ip = session
-                    .client_addr()
-                    .and_then(|a| a.as_inet())
-                    .map(|a| a.ip());
+                ctx.client_ip = viewer_ip(session, &self.trusted_proxies);
                 // Playlists re-check the viewer's entitlement (cached): a viewer who sold the
                 // NFT loses the stream within the cache TTL even with a live token. Segments
                 // rely on the token alone.
@@ -405,7 +435,13 @@ impl ProxyHttp for Edge {
                 if let Some(grants) = &self.grants {
                     let span = ctx.span.clone();
                     grants
-                        .answer(session, &request, &cors, self.cors.cross_site_cookie())
+                        .answer(
+                            session,
+                            &request,
+                            viewer_ip(session, &self.trusted_proxies),
+                            &cors,
+                            self.cors.cross_site_cookie(),
+                        )
                         .instrument(span)
                         .await?;
                 }

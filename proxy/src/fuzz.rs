@@ -81,3 +81,24 @@ pub fn range(header: &[u8], len: u32) {
         pingora::proxy::RangeType::None | pingora::proxy::RangeType::Invalid => {}
     }
 }
+
+/// A PROXY protocol v1/v2 header (what a load balancer, or an attacker reaching a PROXY
+/// listener, sends first): a parsed header never claims more bytes than it was given, and any
+/// prefix of a valid header is `Incomplete`, never an error or a different header.
+pub fn proxy_header(data: &[u8]) {
+    use crate::proxy_protocol::{Parse, parse};
+    if let Ok(Parse::Done(header, used)) = parse(data) {
+        assert!(used > 0 && used <= data.len(), "{data:?}");
+        assert_eq!(
+            parse(&data[..used]),
+            Ok(Parse::Done(header, used)),
+            "{data:?}"
+        );
+        for cut in 0..used {
+            assert!(
+                matches!(parse(&data[..cut]), Ok(Parse::Incomplete)),
+                "prefix {cut} of {data:?}"
+            );
+        }
+    }
+}

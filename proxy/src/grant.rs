@@ -576,16 +576,13 @@ impl Grants {
         &self,
         session: &mut Session,
         request: &GrantRequest,
+        client_ip: Option<IpAddr>,
         cors: &[(http::HeaderName, &str)],
         cross_site_cookie: bool,
     ) -> pingora::Result<()> {
         let content_id = request.content_id.as_str();
         let req = session.req_header();
         let token = session_token(req, self.cookie_name()).map(str::to_owned);
-        let client_ip = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip());
         match self
             .grant(
                 content_id,

@@ -30,6 +30,9 @@
 //! - `invalidate`: the `sg:invalidate` subscriber (policy changes, deletions, logouts).
 //! - `upstream`: the origin peer, the upstream rewrite and the cache key.
 //! - `metrics`, `health`, `reply`: metric families, readiness conditions, JSON answers.
+//! - `tls`: certificates by SNI for `[server.tls]`; `reload`: `SIGHUP` and certificate-file
+//!   reloads (token keys, certificates) without a restart.
+//! - `proxy_protocol`: PROXY v1/v2 headers from trusted load balancers (the viewer's address).
 //! - `fuzz` (hidden): the parsers of untrusted bytes with their invariants, for `fuzz/`.
 //!
 //! The binary (`src/main.rs`) adds the command line: `--config`, `--check-config` and
@@ -50,10 +53,13 @@ mod health;
 mod invalidate;
 mod manifest;
 mod metrics;
+mod proxy_protocol;
 mod ranges;
+mod reload;
 mod reply;
 mod route;
 mod server;
+mod tls;
 mod token_gate;
 mod tokens;
 mod upstream;
@@ -61,7 +67,7 @@ mod upstream;
 pub use cache::CacheError;
 pub use grant::GrantsError;
 pub use manifest::{ManifestKind, ManifestRewriter, rewrite_all};
-pub use server::{StartError, build_server, run};
+pub use server::{RunOptions, StartError, build_server, check, run};
 pub use tokens::{KeyError, MintError, Minted, TokenPolicy};
 pub use upstream::UpstreamError;
 

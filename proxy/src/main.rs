@@ -29,6 +29,14 @@ struct Cli {
     /// Load and validate the config, print "config ok" and exit (1 on error).
     #[arg(long)]
     check_config: bool,
+    /// Graceful upgrade: take the listening sockets from the running edge (which gets SIGQUIT
+    /// next) over `server.upgrade-socket` instead of binding them.
+    #[arg(long)]
+    upgrade: bool,
+    /// Fork into the background once configured, writing `server.pid-file` (systemd
+    /// `Type=forking`; the log goes to `server.error-log`).
+    #[arg(long)]
+    daemon: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -84,7 +92,15 @@ fn main() -> ExitCode {
         )),
         (None, true) => check(&config),
         (Some(Command::Token { command }), false) => token(&config, command),
-        (None, false) => serve(path, &config),
+        (None, false) => serve(
+            path,
+            &config,
+            streamgate_proxy::RunOptions {
+                config_path: Some(path.to_owned()),
+                upgrade: cli.upgrade,
+                daemon: cli.daemon,
+            },
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,7 +114,7 @@ fn main() -> ExitCode {
 /// `--check-config`: what loading validated, plus what start-up would build without touching
 /// the network (token keys).
 fn check(config: &ProxyConfig) -> anyhow::Result<()> {
-    TokenPolicy::from_conf(&config.tokens)?;
+    streamgate_proxy::check(config)?;
     println!("config ok");
     Ok(())
 }
@@ -125,8 +141,17 @@ fn token(config: &ProxyConfig, command: &TokenCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn serve(path: &Path, config: &ProxyConfig) -> anyhow::Result<()> {
+fn serve(
+    path: &Path,
+    config: &ProxyConfig,
+    opts: streamgate_proxy::RunOptions,
+) -> anyhow::Result<()> {
     streamgate_config::init_tracing(&config.log, &ProcessEnv).map_err(anyhow::Error::msg)?;
-    tracing::info!(config = %path.display(), "config loaded");
-    match streamgate_proxy::run(config)? {}
+    tracing::info!(
+        config = %path.display(),
+        upgrade = opts.upgrade,
+        daemon = opts.daemon,
+        "config loaded"
+    );
+    match streamgate_proxy::run(config, &opts)? {}
 }

@@ -40,6 +40,8 @@ pub(crate) struct EdgeMetrics {
     grants: IntCounterVec,
     entitlement_checks: IntCounter,
     invalidations: IntCounterVec,
+    proxy_headers: IntCounterVec,
+    reloads: IntCounterVec,
     cache: CacheMetrics,
 }
 
@@ -169,6 +171,27 @@ impl EdgeMetrics {
                     &["purged"],
                     &["resync"],
                     &["malformed"],
+                    &["replayed"],
+                    &["gap"],
+                ],
+            )?,
+            proxy_headers: r.counter_vec(
+                "streamgate_edge_proxy_headers_total",
+                "Connections on PROXY-protocol listeners, by outcome (`accepted`, `refused`: \
+                 untrusted peer, missing, malformed or late header).",
+                &["outcome"],
+                &[&["accepted"], &["refused"]],
+            )?,
+            reloads: r.counter_vec(
+                "streamgate_edge_reloads_total",
+                "Reloads without a restart (SIGHUP or changed certificate files), by what \
+                 (`tls`, `tokens`) and result (`ok`, `error`: the old material stays).",
+                &["what", "result"],
+                &[
+                    &["tls", "ok"],
+                    &["tls", "error"],
+                    &["tokens", "ok"],
+                    &["tokens", "error"],
                 ],
             )?,
             cache: CacheMetrics::new(&r)?,
@@ -190,6 +213,18 @@ impl EdgeMetrics {
         self.duration.observe(seconds);
         self.response_bytes
             .inc_by(u64::try_from(body_bytes).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a connection on a PROXY-protocol listener.
+    pub(crate) fn proxy_header(&self, accepted: bool) {
+        let outcome = if accepted { "accepted" } else { "refused" };
+        self.proxy_headers.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a reload of `what` (`tls`, `tokens`).
+    pub(crate) fn reload(&self, what: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.with_label_values(&[what, result]).inc();
     }
 
     /// Counts a refused token.

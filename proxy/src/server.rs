@@ -1,5 +1,11 @@
 //! Building the pingora [`Server`] of an edge from its [`ProxyConfig`]: the proxy service on
-//! `server.listen` and the metrics service on `server.metrics-listen`.
+//! `server.listen` (and `server.tls.listen`: TLS with HTTP/2 by ALPN), the metrics service on
+//! `server.metrics-listen`, and the background services (invalidation subscriber, JWKS
+//! warm-up, the reloader of keys and certificates).
+//!
+//! Graceful upgrade: a new process started with `--upgrade` takes the listening sockets from
+//! the running one over `server.upgrade-socket` when that one gets `SIGQUIT`; the old process
+//! stops accepting and drains for `server.grace-period`. No connection is refused meanwhile.
 //!
 //! Pingora never sees the command line or a YAML file: its [`ServerConf`] is derived from our
 //! config here, so `--config FILE` is the only configuration an operator writes.
@@ -7,11 +13,19 @@
 use std::{
     convert::Infallible,
     net::{SocketAddr, TcpListener},
+    path::PathBuf,
     sync::Arc,
     time::Duration,
 };
 
-use pingora::{server::Server, server::configuration::ServerConf, services::listening::Service};
+use pingora::{
+    listeners::tls::TlsSettings,
+    server::{
+        Server,
+        configuration::{Opt, ServerConf},
+    },
+    services::listening::Service,
+};
 use streamgate_config::ProxyConfig;
 use tracing::info;
 
@@ -24,6 +38,9 @@ use crate::{
     health::Readiness,
     invalidate::Invalidator,
     metrics::{EdgeMetrics, MetricsApp},
+    proxy_protocol::{ProxyProtocolApp, ProxyProtocolTls},
+    reload::Reloader,
+    tls::{Certificates, SniResolver, TlsError},
     tokens::{KeyError, TokenPolicy},
     upstream::{Origin, UpstreamError},
 };
@@ -59,15 +76,42 @@ pub enum StartError {
     /// The Redis carrying `sg:invalidate` is not a Redis URL.
     #[error("invalidation bus: {0}")]
     Bus(#[source] redis::RedisError),
+    /// `[server.tls]` certificates cannot be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
-/// Pingora's settings for our config: worker threads, drain time, no daemon.
-fn server_conf(config: &ProxyConfig) -> ServerConf {
+/// How the process was started, beyond the config.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The config file, read again on `SIGHUP` (token keys, certificates).
+    pub config_path: Option<PathBuf>,
+    /// Take the listening sockets from a running edge (graceful upgrade) instead of binding.
+    pub upgrade: bool,
+    /// Fork into the background once configured (`server.pid-file`, `server.error-log`), as
+    /// systemd's `Type=forking` expects.
+    pub daemon: bool,
+}
+
+/// Pingora's settings for our config: worker threads, drain time, the upgrade socket, and
+/// daemon mode when asked for.
+fn server_conf(config: &ProxyConfig, opts: &RunOptions) -> ServerConf {
     ServerConf {
         threads: config.server.threads,
-        daemon: false,
+        daemon: opts.daemon,
+        pid_file: config.server.pid_file().to_string_lossy().into_owned(),
+        error_log: config
+            .server
+            .error_log
+            .as_ref()
+            .map(|p| p.to_string_lossy().into_owned()),
         // Pingora counts whole seconds; round a sub-second grace period up, not down to zero.
         grace_period_seconds: Some(ceil_secs(config.server.grace_period)),
+        upgrade_sock: config
+            .server
+            .upgrade_socket()
+            .to_string_lossy()
+            .into_owned(),
         ..ServerConf::default()
     }
 }
@@ -82,7 +126,7 @@ fn ceil_secs(d: Duration) -> u64 {
 ///
 /// # Errors
 /// Unusable token keys, an origin that does not resolve, or a metrics registration failure.
-pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
+pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, StartError> {
     let tokens = Arc::new(TokenPolicy::from_conf(&config.tokens)?);
     info!(
         keys = config.tokens.keys.len(),
@@ -97,7 +141,19 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
     );
     let metrics = Arc::new(EdgeMetrics::new()?);
 
-    let mut server = Server::new_with_opt_and_conf(None, server_conf(config));
+    let tls = match &config.server.tls {
+        Some(t) => Some((
+            Arc::new(SniResolver::new(Certificates::load(&t.certificates)?)),
+            t,
+        )),
+        None => None,
+    };
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, server_conf(config, opts));
     server.bootstrap();
 
     let grants = match (&config.session, &config.entitlements) {
@@ -172,6 +228,7 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
             JwksWarmUp(g.clone()),
         ));
     }
+    let tokens_for_reload = tokens.clone();
     let edge = Edge::new(
         tokens,
         origin,
@@ -183,14 +240,48 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
     )
     .accepting_children(streamgate_auth::EdgeKeys::new(
         config.child_keys.iter().map(|k| k.expose()),
-    ));
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        edge,
-        "streamgate edge",
-    );
+    ))
+    .behind(config.trusted_proxies.clone());
+    let app = ProxyProtocolApp {
+        inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, edge)),
+        plain: config.server.proxy_protocol,
+        trusted: config.trusted_proxies.clone(),
+        metrics: metrics.clone(),
+    };
+    let mut proxy = Service::new("streamgate edge".to_owned(), app);
     proxy.add_tcp(&config.server.listen.to_string());
+    if let Some((resolver, t)) = &tls {
+        let mut settings = TlsSettings::intermediate("", "").expect("settings without files");
+        settings.set_cert_resolver(resolver.clone());
+        settings.enable_h2();
+        proxy.add_tls_with_settings(&t.listen.to_string(), None, settings);
+        if t.proxy_protocol {
+            proxy
+                .endpoints()
+                .set_pre_tls_callback(Arc::new(ProxyProtocolTls {
+                    trusted: config.trusted_proxies.clone(),
+                    metrics: metrics.clone(),
+                }));
+        }
+        info!(listen = %t.listen, names = ?resolver.names(), "TLS listener configured (h2, http/1.1)");
+    }
     server.add_service(proxy);
+    server.add_service(pingora::services::background::background_service(
+        "reload",
+        Reloader {
+            config_path: opts.config_path.clone(),
+            tokens: tokens_for_reload,
+            tls: tls
+                .as_ref()
+                .map(|(r, t)| (r.clone(), t.certificates.clone())),
+            poll: config
+                .server
+                .tls
+                .as_ref()
+                .map_or(Duration::ZERO, |t| t.reload_interval),
+            metrics: metrics.clone(),
+        },
+    ));
 
     let mut metrics_service = Service::new("metrics".to_owned(), MetricsApp::new(metrics, admin));
     metrics_service.add_tcp(&config.server.metrics_listen.to_string());
@@ -211,14 +302,33 @@ pub fn build_server(config: &ProxyConfig) -> Result<Server, StartError> {
 ///
 /// # Errors
 /// Only start-up errors (see [`build_server`]); once running it does not return.
-pub fn run(config: &ProxyConfig) -> Result<Infallible, StartError> {
+pub fn run(config: &ProxyConfig, opts: &RunOptions) -> Result<Infallible, StartError> {
     // Pingora retries a busy port for 30 s and then panics inside the service, leaving the
-    // process half up; probe both listeners first so a taken port is a clear start-up error.
-    check_bindable("server.listen", config.server.listen)?;
-    check_bindable("server.metrics-listen", config.server.metrics_listen)?;
-    let server = build_server(config)?;
+    // process half up; probe the listeners first so a taken port is a clear start-up error.
+    // An upgrading process receives the sockets instead: they are busy by design.
+    if !opts.upgrade {
+        check_bindable("server.listen", config.server.listen)?;
+        check_bindable("server.metrics-listen", config.server.metrics_listen)?;
+        if let Some(t) = &config.server.tls {
+            check_bindable("server.tls.listen", t.listen)?;
+        }
+    }
+    let server = build_server(config, opts)?;
     info!("edge starting");
     server.run_forever()
+}
+
+/// What `--check-config` verifies beyond loading the file: the token keys and the TLS
+/// certificates (parsed, keys matching) — everything start-up builds without the network.
+///
+/// # Errors
+/// Unusable token keys or certificates.
+pub fn check(config: &ProxyConfig) -> Result<(), StartError> {
+    TokenPolicy::from_conf(&config.tokens)?;
+    if let Some(t) = &config.server.tls {
+        Certificates::load(&t.certificates)?;
+    }
+    Ok(())
 }
 
 /// Binds and releases `addr` (std sets `SO_REUSEADDR`, as pingora does, so the release does

@@ -1,7 +1,9 @@
 //! The edge's playback-token settings: the live key set plus the minting policy (lifetimes,
 //! IP binding) from `[tokens]`, shared by the gate, the operator CLI and the grant endpoint.
 
-use std::{net::IpAddr, time::Duration};
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use arc_swap::{ArcSwap, Guard};
 
 use streamgate_auth::{Grant, IpBinding, KeySet};
 use streamgate_config::{TokensConfig, contract::is_valid_content_id};
@@ -39,6 +41,16 @@ pub enum MintError {
     },
 }
 
+/// Decodes the hex keys of `[tokens]` into a key set.
+fn key_set(conf: &TokensConfig) -> Result<KeySet, KeyError> {
+    let mut keys = Vec::with_capacity(conf.keys.len());
+    for (index, (id, secret)) in conf.keys.iter().enumerate() {
+        let bytes = hex::decode(secret.expose()).map_err(|_| KeyError::NotHex { index })?;
+        keys.push((id.clone(), bytes));
+    }
+    Ok(KeySet::new(keys, &conf.signing_key)?)
+}
+
 /// A freshly minted token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Minted {
@@ -48,10 +60,11 @@ pub struct Minted {
     pub expires_at: u64,
 }
 
-/// The key set and the minting policy of `[tokens]`.
+/// The key set and the minting policy of `[tokens]`. The key set can be swapped while the
+/// edge runs ([`TokenPolicy::rotate`], on `SIGHUP`); lifetimes and binding stay as started.
 #[derive(Debug)]
 pub struct TokenPolicy {
-    keys: KeySet,
+    keys: ArcSwap<KeySet>,
     default_ttl: Duration,
     max_ttl: Duration,
     bind_ip: bool,
@@ -65,13 +78,8 @@ impl TokenPolicy {
     /// # Errors
     /// A key that is not hex, or a set the auth library refuses.
     pub fn from_conf(conf: &TokensConfig) -> Result<Self, KeyError> {
-        let mut keys = Vec::with_capacity(conf.keys.len());
-        for (index, (id, secret)) in conf.keys.iter().enumerate() {
-            let bytes = hex::decode(secret.expose()).map_err(|_| KeyError::NotHex { index })?;
-            keys.push((id.clone(), bytes));
-        }
         Ok(Self {
-            keys: KeySet::new(keys, &conf.signing_key)?,
+            keys: ArcSwap::from_pointee(key_set(conf)?),
             default_ttl: conf.default_ttl,
             max_ttl: conf.max_ttl,
             bind_ip: conf.bind_ip,
@@ -80,9 +88,19 @@ impl TokenPolicy {
         })
     }
 
-    /// The live keys, for verification.
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The live keys, for verification (one atomic load; hold the guard briefly).
+    pub fn keys(&self) -> Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    /// Replaces the key set with `conf`'s (key rotation without a restart). Tokens signed with
+    /// a key still listed keep verifying; new tokens are signed with `conf.signing_key`.
+    ///
+    /// # Errors
+    /// As [`TokenPolicy::from_conf`]; the current keys stay.
+    pub fn rotate(&self, conf: &TokensConfig) -> Result<(), KeyError> {
+        self.keys.store(Arc::new(key_set(conf)?));
+        Ok(())
     }
 
     /// The longest lifetime a token may be minted with (`tokens.max-ttl`).
@@ -137,7 +155,7 @@ impl TokenPolicy {
         // Round a sub-second remainder up so that a 1500ms token does not expire after 1s.
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
         let expires_at = now.saturating_add(secs);
-        let token = self.keys.mint(&Grant {
+        let token = self.keys.load().mint(&Grant {
             content_id,
             subject,
             expires_at,

@@ -3,19 +3,27 @@
 // Debian's Chromium and prints ONE JSON line about what happened.
 //
 //   node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] [--cookie-mode]
-//                 [--cookie NAME=VALUE] [--page-port N]
+//                 [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM]
+//
+// --ca-file: an https:// edge whose certificate chains to PEM (the stack's STACK_CA_FILE). The
+// browser gets a private home whose NSS database trusts that CA, as a system would after
+// installing it: no certificate checks are turned off.
 //
 // The page is served from this process on 127.0.0.1 (a random port), so it is cross-origin to the
 // edge: the edge's CORS headers are part of what is checked. Exit 0 when the video played, no edge
 // request failed or answered 4xx/5xx, and no player reported a fatal error; 1 otherwise; 2 on a
 // usage error. Tokens (the `/p/{token}/` path segment) never reach the output.
 import http from 'node:http';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const USAGE =
   'usage: node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] ' +
-  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N]';
+  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM]';
 const CHROMIUM = process.env.STREAMGATE_CHROMIUM || '/usr/bin/chromium';
 const LIBS = {
   '/hls.js': new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url),
@@ -30,6 +38,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     seconds: 6, timeout: 30, cookieMode: false, cookie: null, pagePort: 0, noCors: false,
+    caFile: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -45,6 +54,7 @@ function parseArgs(argv) {
       case '--cookie-mode': opts.cookieMode = true; break;
       case '--cookie': opts.cookie = value(); opts.cookieMode = true; break;
       case '--page-port': opts.pagePort = Number(value()); break;
+      case '--ca-file': opts.caFile = value(); break;
       // Trials only, before the edge sends CORS headers: turns the browser's CORS checks off.
       case '--insecure-no-cors': opts.noCors = true; break;
       case '-h': case '--help':
@@ -204,13 +214,24 @@ async function main() {
 
   let server;
   let browser;
+  let home;
   try {
     server = await startServer();
     const pageUrl = `http://127.0.0.1:${server.address().port}/`;
     result.pageOrigin = new URL(pageUrl).origin;
     const args = ['--no-sandbox', '--autoplay-policy=no-user-gesture-required', '--mute-audio'];
     if (opts.noCors) args.push('--disable-web-security');
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args });
+    const env = { ...process.env };
+    if (opts.caFile) {
+      // Chromium on Linux trusts what $HOME/.pki/nssdb trusts: a fresh home with the CA only.
+      home = mkdtempSync(join(tmpdir(), 'sg-play-'));
+      const db = join(home, '.pki', 'nssdb');
+      mkdirSync(db, { recursive: true });
+      execFileSync('certutil', ['-N', '-d', `sql:${db}`, '--empty-password']);
+      execFileSync('certutil', ['-A', '-d', `sql:${db}`, '-n', 'streamgate-ca', '-t', 'C,,', '-i', opts.caFile]);
+      env.HOME = home;
+    }
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args, env });
     const context = await browser.newContext();
     if (opts.cookie) {
       const eq = opts.cookie.indexOf('=');
@@ -308,6 +329,7 @@ async function main() {
     closing = true;
     if (browser) await browser.close().catch(() => {});
     if (server) server.close();
+    if (home) rmSync(home, { recursive: true, force: true });
   }
   result.elapsedMs = Date.now() - t0;
   const fatal = result.playerErrors.some((e) => e.fatal);

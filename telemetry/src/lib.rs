@@ -20,9 +20,17 @@ use prometheus::{
 /// The `Content-Type` of [`Registry::render`].
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
-/// A service's metric families.
-#[derive(Clone, Default)]
+mod process;
+
+/// A service's metric families (with the `process_*` families of the serving process).
+#[derive(Clone)]
 pub struct Registry(prometheus::Registry);
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -31,9 +39,19 @@ impl std::fmt::Debug for Registry {
 }
 
 impl Registry {
-    /// An empty registry.
+    /// A registry holding the `process_*` families (CPU, memory, file descriptors, threads,
+    /// start time) and nothing else yet.
     pub fn new() -> Self {
-        Self::default()
+        let r = prometheus::Registry::new();
+        match process::ProcessMetrics::new() {
+            Ok(p) => {
+                if let Err(e) = r.register(Box::new(p)) {
+                    tracing::warn!(cause = %e, "process metrics not registered");
+                }
+            }
+            Err(e) => tracing::warn!(cause = %e, "process metrics not created"),
+        }
+        Self(r)
     }
 
     fn add<C: Collector + Clone + 'static>(&self, c: C) -> prometheus::Result<C> {
@@ -148,6 +166,34 @@ mod tests {
         assert!(
             r.counter_vec("x_total", "x", &["a"], &[&["1", "2"]])
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn process_families_come_with_every_registry() {
+        let page = String::from_utf8(Registry::new().render()).unwrap();
+        let value = |name: &str| {
+            page.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("{name} missing: {page}"))
+        };
+        assert!(
+            page.contains("# TYPE process_cpu_seconds_total counter"),
+            "{page}"
+        );
+        assert!(value("process_resident_memory_bytes") > 1e6);
+        assert!(value("process_open_fds") >= 3.0);
+        assert!(value("process_max_fds") >= value("process_open_fds"));
+        assert!(value("process_threads") >= 1.0);
+        let started = value("process_start_time_seconds");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        assert!(
+            started > now - 86_400.0 && started <= now + 1.0,
+            "{started} vs {now}"
         );
     }
 }

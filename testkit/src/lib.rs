@@ -11,6 +11,7 @@
 //!   lock file while in use).
 //! - [`proc`]: [`Proc`] (a child killed with its process group on drop), waiting for ports and
 //!   for conditions with a deadline ([`eventually`]).
+//! - [`tls`]: [`TestCa`], a throwaway CA issuing leaf certificates (openssl).
 //! - [`media`]: generated clips; [`wallet`]: EVM and Solana test wallets and sign-in messages;
 //!   [`chain`]: the EVM and Solana fixture scripts; [`metrics`]: reading Prometheus pages.
 //!
@@ -23,16 +24,19 @@ pub mod ports;
 pub mod private;
 pub mod proc;
 pub mod stack;
+pub mod tls;
 pub mod wallet;
 
 pub use chain::{Chain, Surfnet, deploy, node};
 pub use media::{make_clip, make_clip_at, noise};
 pub use metrics::metric;
+pub use nix::sys::signal::Signal;
 pub use ports::{Ports, reserve};
 pub use private::{
     Anvil, Forwarder, PersistentRedis, PrivateEdge, PrivateOrigin, PrivateRedis, PrivateS3,
     PrivateTranscoder, RedisCluster, dead_port,
 };
-pub use proc::{Proc, eventually, wait_answers, wait_tcp};
+pub use proc::{Proc, eventually, signal_pid, wait_answers, wait_tcp};
 pub use stack::{Stack, grant, repo_root};
+pub use tls::{Leaf, TestCa};
 pub use wallet::{Wallet, siwe_message, siws_message, siws_sign_in, solana_address};

@@ -53,6 +53,18 @@ impl PrivateEdge {
 
     /// A private edge with extra `[tokens]` lines (`bind-ip = true`, …) too.
     pub async fn start_full(st: &Stack, upstream: &str, tokens: &str, extra: &str) -> PrivateEdge {
+        Self::start_custom(st, "", upstream, tokens, extra).await
+    }
+
+    /// As [`PrivateEdge::start_full`], with more `[server]` keys (`server_extra`: TLS, PROXY
+    /// protocol, trusted proxies).
+    pub async fn start_custom(
+        st: &Stack,
+        server_extra: &str,
+        upstream: &str,
+        tokens: &str,
+        extra: &str,
+    ) -> PrivateEdge {
         let entitlements = extra;
         let dir = tempfile::tempdir().unwrap();
         let ports = reserve(2);
@@ -68,6 +80,7 @@ listen = "127.0.0.1:{edge_port}"
 metrics-listen = "127.0.0.1:{metrics_port}"
 grace-period = "1s"
 edge-keys = [{{ file = "{edge_key}" }}]
+{server_extra}
 [upstream]
 {upstream}
 edge-key = {{ file = "{edge_key}" }}
@@ -97,7 +110,23 @@ issuer = "{o}"
         )
         .holding(ports);
         let url = format!("http://127.0.0.1:{edge_port}");
-        wait_answers(&st.http, &url, &log).await;
+        // A plain listener expecting PROXY headers answers no bare request: wait for the
+        // metrics page, then for the player port to accept.
+        let plain_proxy = server_extra
+            .split("[server.tls]")
+            .next()
+            .is_some_and(|s| s.contains("proxy-protocol = true"));
+        if plain_proxy {
+            wait_answers(
+                &st.http,
+                &format!("http://127.0.0.1:{metrics_port}/metrics"),
+                &log,
+            )
+            .await;
+            wait_tcp(edge_port);
+        } else {
+            wait_answers(&st.http, &url, &log).await;
+        }
         PrivateEdge {
             url,
             metrics: format!("http://127.0.0.1:{metrics_port}/metrics"),
@@ -106,6 +135,39 @@ issuer = "{o}"
             conf,
             _dir: dir,
         }
+    }
+
+    /// Upgrades this edge in place, as `scripts/stack.sh upgrade edge` does: a new process
+    /// with `--upgrade` (same config, same log) waits on the upgrade socket, the running one
+    /// gets SIGQUIT and hands over its listening sockets. Returns the old process, draining
+    /// (wait for it with [`Proc::wait_exit`]); this edge is the new one.
+    pub async fn upgrade(&mut self, st: &Stack) -> Proc {
+        let port: u16 = self.url.rsplit(':').next().unwrap().parse().unwrap();
+        let sock = std::env::temp_dir().join(format!("streamgate-edge-{port}.upgrade"));
+        let _ = std::fs::remove_file(&sock);
+        let new = Proc::spawn_logged(
+            Command::new(st.bin_dir.join("streamgate-proxy"))
+                .arg("--config")
+                .arg(&self.conf)
+                .arg("--upgrade"),
+            &self.log,
+        );
+        crate::eventually(
+            "the new edge waits for the sockets",
+            Duration::from_secs(10),
+            || {
+                let ready = sock.exists();
+                async move { ready }
+            },
+        )
+        .await;
+        self.proc.signal(crate::Signal::SIGQUIT);
+        let mut old = std::mem::replace(&mut self.proc, new);
+        if let Some(ports) = old.take_ports() {
+            self.proc.hold(ports);
+        }
+        wait_answers(&st.http, &self.url, &self.log).await;
+        old
     }
 
     /// A playback token for `content_id` signed with this edge's key.
@@ -179,6 +241,7 @@ pub struct PrivateOrigin {
     pub log: PathBuf,
     /// Its own Redis.
     pub redis: PrivateRedis,
+    conf: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -247,8 +310,30 @@ impl PrivateOrigin {
             proc,
             log,
             redis,
+            conf,
             _dir: dir,
         }
+    }
+
+    /// Restarts it as an operator would: SIGTERM (it drains in-flight requests and exits), then
+    /// the current binary on the same config and ports.
+    pub async fn restart(&mut self, st: &Stack) {
+        let ports = self.proc.take_ports();
+        self.proc.terminate();
+        assert!(
+            self.proc.wait_exit(Duration::from_secs(30)).await,
+            "origin did not exit on SIGTERM"
+        );
+        self.proc = Proc::spawn_logged(
+            Command::new(st.bin_dir.join("streamgate-origin"))
+                .arg("--config")
+                .arg(&self.conf),
+            &self.log,
+        );
+        if let Some(p) = ports {
+            self.proc.hold(p);
+        }
+        wait_answers(&st.http, &self.url, &self.log).await;
     }
 }
 
@@ -386,26 +471,59 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     /// Starts one and waits until it accepts connections.
+    ///
+    /// "Accepts" means this child does: a port can be taken between its reservation and the
+    /// child's bind by a process that ignores reservations (the child then exits with a bind
+    /// error while the intruder answers); such a start is retried on another port.
     pub fn start() -> PrivateRedis {
-        let ports = reserve(1);
-        let port = ports.get(0);
-        let proc = Proc::new(
-            Command::new("redis-server")
-                .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-                .args(["--port", &port.to_string()])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (run make setup)"),
-        )
-        .holding(ports);
-        wait_tcp(port);
-        PrivateRedis { proc, port }
+        for _ in 0..5 {
+            let ports = reserve(1);
+            let port = ports.get(0);
+            let mut proc = Proc::new(
+                Command::new("redis-server")
+                    .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                    .args(["--port", &port.to_string()])
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .expect("redis-server (run make setup)"),
+            )
+            .holding(ports);
+            if wait_own_tcp(&mut proc, port) {
+                return PrivateRedis { proc, port };
+            }
+        }
+        panic!("redis-server did not start on five reserved ports");
     }
 
     /// `redis://127.0.0.1:{port}`.
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
+}
+
+/// Waits until `port` accepts connections while `proc` is alive and answers `PING` on it
+/// (up to 30 s); false when the child exited first (it could not bind).
+fn wait_own_tcp(proc: &mut Proc, port: u16) -> bool {
+    use std::io::{Read, Write};
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(30) {
+        if proc.child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let mut buf = [0u8; 7];
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            if s.write_all(b"PING\r\n").is_ok()
+                && s.read_exact(&mut buf).is_ok()
+                && &buf == b"+PONG\r\n"
+                && proc.child.try_wait().ok().flatten().is_none()
+            {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
 }
 
 /// A private `redis-server` that keeps its data the way the stack's does (append-only file),

@@ -62,6 +62,31 @@ impl Proc {
         self
     }
 
+    /// Keeps `ports` reserved as long as this process lives (in place).
+    pub fn hold(&mut self, ports: Ports) {
+        self.ports = Some(ports);
+    }
+
+    /// Hands the reserved ports over (to the process that takes this one's place).
+    pub fn take_ports(&mut self) -> Option<Ports> {
+        self.ports.take()
+    }
+
+    /// Waits up to `deadline` for the child to exit by itself; whether it did. Async, so the
+    /// caller's other tasks (players, connection pools) keep running meanwhile.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.child.try_wait().ok().flatten().is_some() {
+                return true;
+            }
+            if start.elapsed() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The child's pid.
     pub fn id(&self) -> u32 {
         self.child.id()
@@ -88,8 +113,12 @@ impl Proc {
 
     /// Sends SIGTERM (a graceful stop) to the child alone.
     pub fn terminate(&self) {
-        kill(self.pid(), Signal::SIGTERM)
-            .unwrap_or_else(|e| panic!("SIGTERM to {}: {e}", self.child.id()));
+        self.signal(Signal::SIGTERM);
+    }
+
+    /// Sends `sig` to the child alone (e.g. `SIGHUP`: reload).
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap_or_else(|e| panic!("{sig} to {}: {e}", self.child.id()));
     }
 }
 
@@ -135,4 +164,14 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Sends `sig` to process `pid` that is not a child of this one (a daemon). Refuses pids that
+/// would address a group or every process.
+///
+/// # Errors
+/// As `kill(2)` (no such process, not permitted).
+pub fn signal_pid(pid: i32, sig: Signal) -> nix::Result<()> {
+    assert!(pid > 1, "not a process id: {pid}");
+    kill(Pid::from_raw(pid), sig)
 }

@@ -5,33 +5,10 @@
 use std::time::{Duration, Instant};
 
 use streamgate_testkit::{
-    Forwarder, PersistentRedis, PrivateEdge, PrivateRedis, RedisCluster, Stack, make_clip, metric,
+    Forwarder, PersistentRedis, PrivateEdge, PrivateRedis, RedisCluster, Stack, metric,
 };
 
-/// A ready content (2 s, audio) and its first variant's first segment path.
-async fn packaged(st: &Stack, title: &str) -> (String, String, String) {
-    let clip = make_clip(320, 180, 4, true);
-    let id = st.upload(title, &clip, 1 << 20).await;
-    assert_eq!(
-        st.wait_done(&id, Duration::from_secs(120)).await["status"],
-        "ready"
-    );
-    let token = st.mint(&id, "1h");
-    let get = |path: String| {
-        let url = format!("{}/p/{token}/{id}/{path}", st.edge);
-        async move { st.http.get(url).send().await.unwrap().text().await.unwrap() }
-    };
-    let first_uri = |text: &str| {
-        text.lines()
-            .find(|l| !l.starts_with('#') && !l.is_empty())
-            .unwrap()
-            .to_owned()
-    };
-    let variant = first_uri(&get("master.m3u8".into()).await);
-    let dir = variant.rsplit_once('/').map_or("", |(d, _)| d).to_owned();
-    let seg = first_uri(&get(variant.clone()).await);
-    (id, token, format!("{dir}/{seg}"))
-}
+use crate::packaged;
 
 /// Waits until the L2 Redis at `url` indexes at least `n` objects of content `id` (L2 writes
 /// happen behind the responses).

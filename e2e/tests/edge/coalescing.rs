@@ -66,12 +66,23 @@ async fn concurrent_misses_cause_one_origin_fetch() {
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
     assert!(!bodies[0].is_empty());
 
-    // The edge counted the waiters (metrics are recorded after each response: poll).
-    eventually("199 coalesced", Duration::from_secs(5), || async {
-        metric(
-            &page(&st, &edge.metrics).await,
-            "streamgate_edge_cache_coalesced_total",
-        ) >= 199.0
+    // The edge counted the waiters (metrics are recorded after each response: poll). Requests
+    // that arrived after the fetch finished were plain L1 hits, not waiters, so on a loaded
+    // machine fewer than 199 wait; at least one did (the fetch could not finish before the
+    // other 199 were sent), and no more than 199 can have.
+    eventually("the waiters counted", Duration::from_secs(5), || async {
+        let p = page(&st, &edge.metrics).await;
+        let all: f64 = p
+            .lines()
+            .filter(|l| l.starts_with("streamgate_edge_requests_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        all >= 200.0
     })
     .await;
+    let coalesced = metric(
+        &page(&st, &edge.metrics).await,
+        "streamgate_edge_cache_coalesced_total",
+    );
+    assert!((1.0..=199.0).contains(&coalesced), "{coalesced}");
 }

@@ -231,7 +231,8 @@ pub fn start_edge(config: ProxyConfig) -> TestEdge {
     let metrics = config.server.metrics_listen;
     let for_thread = config.clone();
     std::thread::spawn(move || {
-        let server = streamgate_proxy::build_server(&for_thread).expect("edge builds");
+        let server =
+            streamgate_proxy::build_server(&for_thread, &Default::default()).expect("edge builds");
         server.run_forever();
     });
     wait_for_port(addr);
