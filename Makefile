@@ -4,7 +4,7 @@ SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/streamgate/target
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: setup build up down demo test lint check-config
+.PHONY: setup build up down demo test lint check-config images compose-up compose-down compose-test
 
 setup:
 	@scripts/setup.sh
@@ -27,3 +27,19 @@ lint: setup
 
 test: setup
 	@scripts/test.sh
+
+# Container images built here (no registry): Debian bookworm bases by mmdebstrap, host-built
+# release binaries (IMAGE_PROFILE=debug: the test build), podman (deploy/images/).
+images: setup
+	@scripts/images.sh
+
+# The whole stack from the images (deploy/compose/compose.yaml, podman-compose).
+compose-up: setup
+	@scripts/compose.sh up
+
+compose-down:
+	@scripts/compose.sh down
+
+# Up, the demo flow through the containers, down.
+compose-test: setup
+	@scripts/compose.sh test

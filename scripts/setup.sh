@@ -30,9 +30,10 @@ if ! dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q "install ok ins
 fi
 
 # promtool (Prometheus rule checks, deploy/monitoring) and systemd-analyze (deploy/systemd).
-for pkg in prometheus systemd; do
+# podman, buildah, mmdebstrap and runc: the images (deploy/images) and the compose stack.
+for pkg in prometheus systemd podman buildah mmdebstrap runc uidmap; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
-    echo "setup: installing $pkg (deploy checks)"
+    echo "setup: installing $pkg (deploy checks, images)"
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$pkg" >/dev/null

@@ -31,4 +31,8 @@ cleanup() {
 trap cleanup EXIT
 
 cargo test --workspace
+# The images (deploy/images, test build, tag `test`) and the whole stack from them
+# (deploy/compose): the demo flow through the containers, then down.
+IMAGE_PROFILE=debug IMAGE_TAG=test scripts/images.sh
+IMAGE_TAG=test scripts/compose.sh test
 echo "test: done in $(( $(date +%s) - t0 )) s"
