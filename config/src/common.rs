@@ -171,7 +171,7 @@ pub(crate) fn positive(key: &str, d: Duration) -> Result<(), ConfigError> {
 fn default_region() -> String {
     "us-east-1".into()
 }
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 fn default_redis_timeout() -> Duration {

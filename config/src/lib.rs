@@ -46,8 +46,8 @@ pub use origin::{
     S3_MAX_PARTS, S3_MIN_PART, UploadsConfig,
 };
 pub use proxy::{
-    AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer, TlsCertificate,
-    TlsSection, TokensConfig, TokensSection, Upstream,
+    AccessLogSection, AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer,
+    TlsCertificate, TlsSection, TokensConfig, TokensSection, Upstream,
 };
 pub use secret::{Secret, SecretRef};
 pub use transcoder::{

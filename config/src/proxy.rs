@@ -36,9 +36,44 @@ pub struct ProxyFile {
     /// `[admin]`: the authenticated admin API on `server.metrics-listen`.
     #[serde(default)]
     pub admin: Option<AdminSection>,
+    /// `[access-log]`: one line per request, sampled.
+    #[serde(default)]
+    pub access_log: AccessLogSection,
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+}
+
+/// `[access-log]`: a line per request (JSON with `log.format = "json"`) on the `tracing`
+/// target `streamgate::access`: request id, method, route, status, bytes, cache tier,
+/// duration, client address, content id and object path (never the URL: it holds tokens),
+/// trace id.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AccessLogSection {
+    /// Write access-log lines.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Share of successful requests logged (0 < sample ≤ 1; 0.01 = one in a hundred).
+    #[serde(default = "one")]
+    pub sample: f64,
+    /// Failed requests (4xx, 5xx) are logged whatever `sample` says.
+    #[serde(default = "crate::common::yes")]
+    pub errors: bool,
+}
+
+impl Default for AccessLogSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            sample: 1.0,
+            errors: true,
+        }
+    }
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// `[server]` of the edge.
@@ -307,6 +342,8 @@ pub struct ProxyConfig {
     pub edge_key: Option<Secret>,
     /// `server.edge-keys`, resolved: keys accepted from child edges.
     pub child_keys: Vec<Secret>,
+    /// `[access-log]`.
+    pub access_log: AccessLogSection,
     /// `[log]`.
     pub log: LogConfig,
 }
@@ -462,6 +499,14 @@ impl ProxyFile {
             }
         }
         self.cors.validate()?;
+        let a = &self.access_log;
+        if !(a.sample > 0.0 && a.sample <= 1.0) {
+            return Err(ConfigError::invalid(
+                "access-log.sample",
+                a.sample,
+                "must be above 0 and at most 1 (0.01: one request in a hundred)",
+            ));
+        }
         let admin_token = match &self.admin {
             Some(a) => {
                 let t = a.token.resolve("admin.token", env)?;
@@ -488,6 +533,7 @@ impl ProxyFile {
             admin_token,
             edge_key,
             child_keys,
+            access_log: self.access_log,
             log: self.log,
         })
     }

@@ -180,9 +180,44 @@ fn served(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(|| async { AppError::NotFound("no such route") })
         .layer(middleware::from_fn(metrics::track))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// The span of one request: method, path, and the trace id of a W3C `traceparent` (edges send
+/// theirs, so origin's lines join the edge's trace). The query is left out: it is not ours to
+/// log.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id_of);
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        trace_id,
+    )
+}
+
+/// The trace id of a `traceparent` value (`00-{32 hex}-{16 hex}-{2 hex}`), if well-formed.
+fn trace_id_of(v: &str) -> Option<&str> {
+    let mut parts = v.trim().split('-');
+    let (version, trace, parent, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| {
+        s.len() == n
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    };
+    (hex(version, 2)
+        && hex(trace, 32)
+        && hex(parent, 16)
+        && hex(flags, 2)
+        && trace.bytes().any(|b| b != b'0'))
+    .then_some(trace)
 }
 
 /// The edges' API (`server.internal-listen`): packaged files and the content records edges
@@ -339,4 +374,25 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod trace_tests {
+    #[test]
+    fn trace_ids_come_from_well_formed_traceparents_only() {
+        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
+        assert_eq!(
+            super::trace_id_of(&format!("00-{t}-00f067aa0ba902b7-01")),
+            Some(t)
+        );
+        for bad in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736\n-00f067aa0ba902b7-01",
+        ] {
+            assert_eq!(super::trace_id_of(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -40,7 +40,7 @@ use streamgate_config::{
     TrustedProxies,
     contract::{CLIENT_IP_HEADER, EDGE_KEY_HEADER, paths},
 };
-use tracing::{Instrument, Span, debug, error, info_span, warn};
+use tracing::{Instrument, Span, debug, error, info, info_span, warn};
 
 use crate::{
     cache::{self as edge_cache, EdgeCache, Hit, Tier},
@@ -54,6 +54,7 @@ use crate::{
     route::{self, PlayerPath, Route},
     token_gate::{self, GatedPath, ObjectKind, PathError},
     tokens::TokenPolicy,
+    trace::{TRACEPARENT, TraceContext},
     upstream::{self as upstream_mod, ObjectRef, Origin},
 };
 
@@ -119,6 +120,36 @@ pub(crate) struct EdgeCtx {
     via_parent: bool,
     /// A parent could not be reached: the retry goes to origin.
     parent_failed: bool,
+    /// This request's id (unique within the process), for the span and the access log.
+    request_id: u64,
+    /// The route's label.
+    route: &'static str,
+    /// Its W3C trace position; `traceparent` upstream names this span.
+    trace: Option<TraceContext>,
+}
+
+/// The `tracing` target of access-log lines (filter on it, or route it elsewhere).
+pub(crate) const ACCESS_TARGET: &str = "streamgate::access";
+
+/// Which requests get an access-log line (`[access-log]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccessLog {
+    /// One request in `every` (by request id: exact and cheap, no randomness per request).
+    every: u64,
+    /// Failed requests (4xx, 5xx, none sent) always.
+    errors: bool,
+}
+
+impl AccessLog {
+    /// From `sample` (0 < sample ≤ 1) and whether failures are always logged.
+    pub(crate) fn new(sample: f64, errors: bool) -> Self {
+        let every = (1.0 / sample).round().max(1.0) as u64;
+        Self { every, errors }
+    }
+
+    fn wants(&self, request_id: u64, status: u16) -> bool {
+        (self.errors && (status == 0 || status >= 400)) || request_id.is_multiple_of(self.every)
+    }
 }
 
 /// The viewer's address: the connection's peer (the viewer's own address after a PROXY
@@ -161,6 +192,8 @@ pub(crate) struct Edge {
     child_keys: streamgate_auth::EdgeKeys,
     /// Load balancers whose forwarding headers name the viewer (`server.trusted-proxies`).
     trusted_proxies: TrustedProxies,
+    /// `[access-log]`, when enabled.
+    access_log: Option<AccessLog>,
     /// Manifest versions (`{id}/{path}` + ETag) known to hold no absolute URI of their content:
     /// served as they are, with their `Content-Length`, no rewriter.
     clean_manifests: moka::sync::Cache<String, bool>,
@@ -182,6 +215,7 @@ impl Edge {
             cors,
             child_keys: streamgate_auth::EdgeKeys::default(),
             trusted_proxies: TrustedProxies::default(),
+            access_log: None,
             clean_manifests: moka::sync::Cache::new(100_000),
             tokens,
             origin,
@@ -196,6 +230,12 @@ impl Edge {
     /// Serves child edges presenting one of `keys` at `/v/{id}/{path}` (`server.edge-keys`).
     pub(crate) fn accepting_children(mut self, keys: streamgate_auth::EdgeKeys) -> Self {
         self.child_keys = keys;
+        self
+    }
+
+    /// Writes an access-log line for the requests `log` selects.
+    pub(crate) fn logging_access(mut self, log: Option<AccessLog>) -> Self {
+        self.access_log = log;
         self
     }
 
@@ -313,6 +353,9 @@ impl ProxyHttp for Edge {
             clean_probe: None,
             via_parent: false,
             parent_failed: false,
+            request_id: 0,
+            route: "",
+            trace: None,
         }
     }
 
@@ -328,12 +371,26 @@ impl ProxyHttp for Edge {
             self.grants.is_some(),
             !self.child_keys.is_empty(),
         );
+        ctx.request_id = self.next_request_id.fetch_add(1, Ordering::Relaxed);
+        ctx.route = route.label();
+        // A trace started upstream of us counts only when a trusted proxy relays it.
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        let incoming = peer
+            .filter(|p| self.trusted_proxies.trusts(p.to_canonical()))
+            .and_then(|_| req.headers.get(TRACEPARENT))
+            .and_then(|v| v.to_str().ok());
+        let trace = TraceContext::continue_or_start(incoming);
         ctx.span = info_span!(
             "request",
-            id = self.next_request_id.fetch_add(1, Ordering::Relaxed),
+            id = ctx.request_id,
             method = %req.method,
             route = route.label(),
+            trace_id = %trace.trace_id(),
         );
+        ctx.trace = Some(trace);
         ctx.cors = self.cors.headers(session.req_header());
         let cors_owned = ctx.cors.clone();
         let cors = cors::as_pairs(&cors_owned);
@@ -533,14 +590,23 @@ impl ProxyHttp for Edge {
             Some(object) if ctx.via_parent => {
                 self.metrics.origin_fetch();
                 self.origin
-                    .rewrite_for_parent(upstream_request, object, ctx.client_ip)
+                    .rewrite_for_parent(upstream_request, object, ctx.client_ip)?;
             }
             Some(object) => {
                 self.metrics.origin_fetch();
-                self.origin.rewrite(upstream_request, object)
+                self.origin.rewrite(upstream_request, object)?;
             }
-            None => Error::e_explain(ErrorType::InternalError, "no object for upstream request"),
+            None => {
+                return Error::e_explain(
+                    ErrorType::InternalError,
+                    "no object for upstream request",
+                );
+            }
         }
+        if let Some(trace) = &ctx.trace {
+            upstream_request.insert_header(TRACEPARENT, trace.header())?;
+        }
+        Ok(())
     }
 
     /// RFC 9111 freshness from origin's headers, stale windows bounded by `[cache]`.
@@ -748,6 +814,30 @@ impl ProxyHttp for Edge {
         let content_id = ctx.object.as_ref().map(ObjectRef::content_id);
         let path = ctx.object.as_ref().map(ObjectRef::path);
         let x_cache = ctx.x_cache;
+        if let Some(access) = &self.access_log
+            && access.wants(ctx.request_id, status)
+        {
+            let client = ctx
+                .client_ip
+                .or_else(|| viewer_ip(session, &self.trusted_proxies))
+                .map(|ip| ip.to_string());
+            // The path is the object's (content id + path): never the URL, which holds tokens.
+            info!(
+                target: ACCESS_TARGET,
+                request_id = ctx.request_id,
+                method = %session.req_header().method,
+                route = ctx.route,
+                status,
+                bytes = session.body_bytes_sent(),
+                x_cache,
+                ms,
+                client,
+                content_id,
+                path,
+                trace_id = ctx.trace.as_ref().map(TraceContext::trace_id),
+                "access"
+            );
+        }
         match e {
             Some(e) if *e.esource() == ErrorSource::Upstream => {
                 self.metrics.upstream_error();

@@ -33,6 +33,7 @@
 //! - `tls`: certificates by SNI for `[server.tls]`; `reload`: `SIGHUP` and certificate-file
 //!   reloads (token keys, certificates) without a restart.
 //! - `proxy_protocol`: PROXY v1/v2 headers from trusted load balancers (the viewer's address).
+//! - `trace`: W3C `traceparent` to origin and parents; the access log is in `edge`.
 //! - `fuzz` (hidden): the parsers of untrusted bytes with their invariants, for `fuzz/`.
 //!
 //! The binary (`src/main.rs`) adds the command line: `--config`, `--check-config` and
@@ -62,6 +63,7 @@ mod server;
 mod tls;
 mod token_gate;
 mod tokens;
+mod trace;
 mod upstream;
 
 pub use cache::CacheError;

@@ -33,7 +33,7 @@ use crate::{
     admin::Admin,
     cache::EdgeCache,
     cors::Cors,
-    edge::Edge,
+    edge::{AccessLog, Edge},
     grant::{Grants, JwksReady, JwksWarmUp},
     health::Readiness,
     invalidate::Invalidator,
@@ -241,7 +241,13 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
     .accepting_children(streamgate_auth::EdgeKeys::new(
         config.child_keys.iter().map(|k| k.expose()),
     ))
-    .behind(config.trusted_proxies.clone());
+    .behind(config.trusted_proxies.clone())
+    .logging_access(
+        config
+            .access_log
+            .enabled
+            .then(|| AccessLog::new(config.access_log.sample, config.access_log.errors)),
+    );
     let app = ProxyProtocolApp {
         inner: Arc::new(pingora::proxy::http_proxy(&server.configuration, edge)),
         plain: config.server.proxy_protocol,

@@ -239,8 +239,9 @@ pub struct PrivateOrigin {
     pub proc: Proc,
     /// Its log file.
     pub log: PathBuf,
-    /// Its own Redis.
-    pub redis: PrivateRedis,
+    /// The Redis it uses (its own, or the one it shares with [`PrivateOrigin::start_sharing`]).
+    pub redis_url: String,
+    _redis: Option<PrivateRedis>,
     conf: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -250,7 +251,23 @@ impl PrivateOrigin {
     /// body of `[auth.rate-limit]`.
     pub async fn start(st: &Stack, server_extra: &str, rate_limit: &str) -> PrivateOrigin {
         let redis = PrivateRedis::start();
-        let redis_port = redis.port;
+        let url = redis.url();
+        Self::launch(st, server_extra, rate_limit, url, Some(redis)).await
+    }
+
+    /// A second replica beside `other`: its own listeners, the same Redis (leases, streams,
+    /// sessions) and bucket, as two origins behind one balancer run.
+    pub async fn start_sharing(st: &Stack, other: &PrivateOrigin) -> PrivateOrigin {
+        Self::launch(st, "", "", other.redis_url.clone(), None).await
+    }
+
+    async fn launch(
+        st: &Stack,
+        server_extra: &str,
+        rate_limit: &str,
+        redis_url: String,
+        redis: Option<PrivateRedis>,
+    ) -> PrivateOrigin {
         let dir = tempfile::tempdir().unwrap();
         let ports = reserve(2);
         let (port, internal) = (ports.get(0), ports.get(1));
@@ -282,7 +299,7 @@ impl PrivateOrigin {
                 ("[server]", "listen" | "internal-listen" | "public-url") => true,
                 ("[auth.rate-limit]", _) => true,
                 ("[redis]", "url") => {
-                    out.push_str(&format!("url = \"redis://127.0.0.1:{redis_port}\"\n"));
+                    out.push_str(&format!("url = \"{redis_url}\"\n"));
                     true
                 }
                 _ => false,
@@ -309,7 +326,8 @@ impl PrivateOrigin {
             internal_url: format!("http://127.0.0.1:{internal}"),
             proc,
             log,
-            redis,
+            redis_url,
+            _redis: redis,
             conf,
             _dir: dir,
         }
@@ -442,6 +460,95 @@ impl Forwarder {
             }
         });
         Forwarder { port, tasks }
+    }
+
+    /// Stops accepting and cuts every open connection.
+    pub fn stop(&mut self) {
+        self.tasks.abort_all();
+    }
+}
+
+/// A round-robin TCP balancer on a loopback port, as an L4 load balancer in front of several
+/// edges or origins: each new connection goes to the next live target (a target that refuses
+/// the connection is skipped, as a health-checking balancer would). Targets can be taken out
+/// ([`Balancer::remove`]: new connections stop going there, open ones continue, as a drain).
+/// Stopped on drop.
+pub struct Balancer {
+    /// The loopback port it listens on.
+    pub port: u16,
+    targets: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Connections handed to each target so far.
+    counts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Balancer {
+    /// Balances a fresh loopback port over `targets` (`host:port`).
+    pub async fn start(targets: &[String]) -> Balancer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let list = std::sync::Arc::new(std::sync::Mutex::new(targets.to_vec()));
+        let counts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::<
+            String,
+            u64,
+        >::new()));
+        let (l, c) = (list.clone(), counts.clone());
+        let conns =
+            std::sync::Arc::new(std::sync::Mutex::new(Vec::<tokio::task::AbortHandle>::new()));
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let _guard = AbortAll(conns.clone());
+            let mut next = 0usize;
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let order: Vec<String> = {
+                    let t = l.lock().unwrap();
+                    (0..t.len())
+                        .map(|i| t[(next + i) % t.len()].clone())
+                        .collect()
+                };
+                next = next.wrapping_add(1);
+                let c = c.clone();
+                let h = tokio::spawn(async move {
+                    for target in order {
+                        if let Ok(mut out) = tokio::net::TcpStream::connect(&target).await {
+                            *c.lock().unwrap().entry(target).or_default() += 1;
+                            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                            return;
+                        }
+                    }
+                });
+                conns.lock().unwrap().push(h.abort_handle());
+            }
+        });
+        Balancer {
+            port,
+            targets: list,
+            counts,
+            tasks,
+        }
+    }
+
+    /// `http://127.0.0.1:{port}`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Takes `target` out of the rotation: new connections go elsewhere.
+    pub fn remove(&self, target: &str) {
+        self.targets.lock().unwrap().retain(|t| t != target);
+    }
+
+    /// Connections handed to `target` so far.
+    pub fn connections_to(&self, target: &str) -> u64 {
+        self.counts
+            .lock()
+            .unwrap()
+            .get(target)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Stops accepting and cuts every open connection.

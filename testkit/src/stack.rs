@@ -165,6 +165,18 @@ impl Stack {
         v["token"].as_str().unwrap().to_owned()
     }
 
+    /// The text of `url` (a metrics page, say), which must answer.
+    pub async fn page(&self, url: &str) -> String {
+        self.http
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// The same creator talking to another origin (a private one at `origin_url`).
     pub fn at_origin(&self, origin_url: &str) -> Stack {
         let mut st = Stack::load_unsigned();

@@ -2,11 +2,14 @@
 //! concurrent misses (`coalescing`), parent edges (`parents`), graceful drain (`drain`), TLS
 //! with HTTP/2 and reloads (`tls`), and the viewer's address behind load balancers
 //! (`viewer_ip`: PROXY protocol, forwarding headers), and real-time players through an edge
-//! upgrade and an origin restart (`upgrade`).
+//! upgrade and an origin restart (`upgrade`); three edges behind one balancer (`fleet`);
+//! the access log and the trace context sent upstream (`observability`).
 
 mod cache;
 mod coalescing;
 mod drain;
+mod fleet;
+mod observability;
 mod parents;
 mod tls;
 mod upgrade;

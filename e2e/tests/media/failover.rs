@@ -11,7 +11,7 @@ use streamgate_testkit::{PrivateOrigin, PrivateTranscoder, Stack, make_clip, met
 async fn a_killed_workers_job_is_finished_by_another() {
     let st = Stack::load().await;
     let origin = PrivateOrigin::start(&st, "", "nonces-per-minute = 60").await;
-    let mut first = PrivateTranscoder::start(&st, &origin.redis.url(), "worker-a").await;
+    let mut first = PrivateTranscoder::start(&st, &origin.redis_url, "worker-a").await;
     // The creator, signed in at the stack's origin (same session keys), uploads to this one.
     let via = st.at_origin(&origin.url);
 
@@ -43,19 +43,11 @@ async fn a_killed_workers_job_is_finished_by_another() {
 
     // A replacement worker joins the group; it reclaims the job once it has been silent for
     // `worker.reclaim-idle` (20 s in the stack's config), then transcodes it.
-    let second = PrivateTranscoder::start(&st, &origin.redis.url(), "worker-b").await;
+    let second = PrivateTranscoder::start(&st, &origin.redis_url, "worker-b").await;
     let rec = via.wait_done(&id, Duration::from_secs(180)).await;
     assert_eq!(rec["status"], "ready", "{rec}");
     assert_eq!(rec["renditions"].as_array().unwrap().len(), 3);
-    let page = st
-        .http
-        .get(format!("{}/metrics", second.metrics_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = st.page(&format!("{}/metrics", second.metrics_url)).await;
     assert!(
         metric(&page, "streamgate_transcoder_jobs_reclaimed_total") >= 1.0,
         "the new worker reclaimed the job:\n{page}"

@@ -1,5 +1,7 @@
 //! Upload → transcode → package → edge, for real: the package's playlists, segments and bytes
-//! (`package`), and a transcoder killed mid-job (`failover`).
+//! (`package`), a transcoder killed mid-job (`failover`), and two origin replicas behind one
+//! balancer (`scale_out`).
 
 mod failover;
 mod package;
+mod scale_out;

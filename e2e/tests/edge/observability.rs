@@ -1,0 +1,196 @@
+//! What operators see of each request: the access log (one JSON line per request on target
+//! `streamgate::access`, sampled, failures always, never a token) and the W3C trace context
+//! the edge sends upstream (a trusted balancer's `traceparent` continued, a viewer's ignored).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::Value;
+use streamgate_testkit::{PrivateEdge, Stack};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::packaged;
+
+/// A relay in front of origin that keeps the request heads the edge sends upstream.
+struct Capture {
+    port: u16,
+    heads: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Capture {
+    async fn start(target: String) -> Capture {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let h = heads.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let (h, target) = (h.clone(), target.clone());
+                tokio::spawn(async move {
+                    // Every request head on this connection is recorded as it passes.
+                    let Ok(mut out) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    let (mut ri, mut wi) = inbound.split();
+                    let (mut ro, mut wo) = out.split();
+                    let up = async {
+                        let mut buf = vec![0u8; 16 << 10];
+                        loop {
+                            let n = match ri.read(&mut buf).await {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => n,
+                            };
+                            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+                            if text.starts_with("GET ") || text.starts_with("HEAD ") {
+                                h.lock().unwrap().push(text);
+                            }
+                            if wo.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        let _ = wo.shutdown().await;
+                    };
+                    let down = tokio::io::copy(&mut ro, &mut wi);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Capture { port, heads, task }
+    }
+
+    /// The `traceparent` values sent upstream so far.
+    fn traceparents(&self) -> Vec<String> {
+        self.heads
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|h| h.lines().map(str::to_owned).collect::<Vec<_>>())
+            .filter_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("traceparent")
+                    .then(|| v.trim().to_owned())
+            })
+            .collect()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+#[tokio::test]
+async fn traceparent_reaches_origin_and_only_trusted_traces_continue() {
+    let st = Stack::load().await;
+    let (id, _, seg) = packaged(&st, "traceparent").await;
+    for (trusted, continued) in [(true, true), (false, false)] {
+        let capture = Capture::start(st.origin_internal_addr()).await;
+        let server = if trusted {
+            "trusted-proxies = [\"127.0.0.0/8\"]"
+        } else {
+            ""
+        };
+        let edge = PrivateEdge::start_custom(
+            &st,
+            server,
+            &format!("origin = \"127.0.0.1:{}\"", capture.port),
+            "",
+            "[entitlements]\nstandalone = true\n",
+        )
+        .await;
+        let token = edge.mint(&st, &id);
+        let r = edge
+            .get(
+                &st,
+                &format!("/p/{token}/{id}/{seg}"),
+                &[("traceparent", PARENT)],
+            )
+            .await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+        let sent = capture.traceparents();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let parts: Vec<&str> = sent[0].split('-').collect();
+        assert_eq!(parts.len(), 4, "{sent:?}");
+        assert_eq!(parts[0], "00");
+        assert_ne!(
+            parts[2], "00f067aa0ba902b7",
+            "the edge's own span is the parent"
+        );
+        assert_eq!(
+            parts[1] == "4bf92f3577b34da6a3ce929d0e0e4736",
+            continued,
+            "trusted {trusted}: {sent:?}"
+        );
+        assert_eq!(parts[1].len(), 32);
+    }
+}
+
+#[tokio::test]
+async fn access_log_lines_are_json_sampled_complete_and_token_free() {
+    let st = Stack::load().await;
+    let (id, _, seg) = packaged(&st, "access-log").await;
+    let edge = PrivateEdge::start(
+        &st,
+        "[entitlements]\nstandalone = true\n[access-log]\nenabled = true\nsample = 0.25\n[log]\nformat = \"json\"\n",
+    )
+    .await;
+    let token = edge.mint(&st, &id);
+    let ok_path = format!("/p/{token}/{id}/{seg}");
+    let bad = format!("{token}x");
+    for _ in 0..40 {
+        let r = edge.get(&st, &ok_path, &[]).await;
+        assert_eq!(r.status(), 200);
+        r.bytes().await.unwrap();
+    }
+    for _ in 0..5 {
+        let r = edge.get(&st, &format!("/p/{bad}/{id}/{seg}"), &[]).await;
+        assert_eq!(r.status(), 403);
+    }
+    // Lines are written after each response: wait for the last failure's.
+    let lines = || -> Vec<Value> {
+        std::fs::read_to_string(&edge.log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["target"] == "streamgate::access")
+            .map(|v| v["fields"].clone())
+            .collect()
+    };
+    streamgate_testkit::eventually(
+        "the access lines are written",
+        Duration::from_secs(5),
+        || {
+            let n = lines().iter().filter(|f| f["status"] == 403).count();
+            async move { n == 5 }
+        },
+    )
+    .await;
+    let all = lines();
+    let ok: Vec<&Value> = all.iter().filter(|f| f["status"] == 200).collect();
+    // One in four successful requests, chosen by request id; every failure.
+    assert!((8..=12).contains(&ok.len()), "{} of 40 sampled", ok.len());
+    for f in &ok {
+        assert_eq!(f["request_id"].as_u64().unwrap() % 4, 0, "{f}");
+        assert_eq!(f["content_id"], id.as_str());
+        assert_eq!(f["path"], seg.as_str());
+        assert_eq!(f["client"], "127.0.0.1");
+        assert_eq!(f["method"], "GET");
+        assert!(f["bytes"].as_u64().unwrap() > 0, "{f}");
+        assert!(
+            f["x_cache"].as_str().unwrap().starts_with("HIT") || f["x_cache"] == "MISS",
+            "{f}"
+        );
+        assert!(f["ms"].as_f64().unwrap() >= 0.0);
+        assert_eq!(f["trace_id"].as_str().unwrap().len(), 32, "{f}");
+    }
+    // The tokens never reach the log, in access lines or anywhere else.
+    let log = std::fs::read_to_string(&edge.log).unwrap();
+    assert!(!log.contains(&token), "a token in the log");
+}
