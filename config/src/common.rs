@@ -131,6 +131,18 @@ pub struct LogConfig {
     /// Default filter when `RUST_LOG` is not set (`info`, `streamgate_proxy=debug`, …).
     #[serde(default = "default_log_filter")]
     pub filter: String,
+    /// OpenTelemetry collector to export traces to over OTLP/HTTP (protobuf), e.g.
+    /// `http://otel-collector:4318` (`/v1/traces` is added). Absent: no export.
+    #[serde(default)]
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces exported (0 < ratio ≤ 1); a trace started upstream follows its
+    /// parent's sampled flag.
+    #[serde(default = "default_otlp_sample")]
+    pub otlp_sample: f64,
+}
+
+fn default_otlp_sample() -> f64 {
+    1.0
 }
 
 impl Default for LogConfig {
@@ -138,6 +150,8 @@ impl Default for LogConfig {
         Self {
             format: LogFormat::default(),
             filter: default_log_filter(),
+            otlp_endpoint: None,
+            otlp_sample: default_otlp_sample(),
         }
     }
 }
@@ -145,11 +159,33 @@ impl Default for LogConfig {
 impl LogConfig {
     /// Checks that `filter` is a valid tracing filter.
     pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        tracing_subscriber::EnvFilter::try_new(&self.filter)
-            .map(|_| ())
-            .map_err(|e| {
-                ConfigError::invalid("log.filter", format!("{:?}", self.filter), e.to_string())
-            })
+        tracing_subscriber::EnvFilter::try_new(&self.filter).map_err(|e| {
+            ConfigError::invalid("log.filter", format!("{:?}", self.filter), e.to_string())
+        })?;
+        if let Some(e) = &self.otlp_endpoint {
+            let authority = e
+                .strip_prefix("http://")
+                .or_else(|| e.strip_prefix("https://"))
+                .and_then(|rest| rest.split(['/', '?', '#']).next());
+            let ok = authority.is_some_and(|a| {
+                !a.is_empty() && !a.starts_with(':') && !a.contains(char::is_whitespace)
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    "log.otlp-endpoint",
+                    format!("{e:?}"),
+                    "must be an http:// or https:// URL of an OTLP/HTTP collector",
+                ));
+            }
+        }
+        if !(self.otlp_sample > 0.0 && self.otlp_sample <= 1.0) {
+            return Err(ConfigError::invalid(
+                "log.otlp-sample",
+                self.otlp_sample,
+                "must be above 0 and at most 1",
+            ));
+        }
+        Ok(())
     }
 
     /// The tracing filter to use: `RUST_LOG` when it is set and not blank, else `filter`.

@@ -22,7 +22,6 @@ mod env;
 mod error;
 mod grants;
 mod keyring;
-mod logging;
 pub mod net;
 mod origin;
 mod proxy;
@@ -39,10 +38,9 @@ pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;
 pub use grants::{EntitlementsConfig, EntitlementsSection, SessionSection};
 pub use keyring::KeySection;
-pub use logging::init_tracing;
 pub use net::{IpNet, TrustedProxies};
 pub use origin::{
-    MIN_EDGE_KEY_LEN, OriginConfig, OriginFile, OriginServer, ProbeConfig, S3_MAX_PART,
+    MIN_EDGE_KEY_LEN, OriginConfig, OriginFile, OriginServer, OriginTls, ProbeConfig, S3_MAX_PART,
     S3_MAX_PARTS, S3_MIN_PART, UploadsConfig,
 };
 pub use proxy::{

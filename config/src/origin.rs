@@ -66,12 +66,26 @@ pub struct OriginServer {
     /// blocks). Empty: the TCP peer is the client, whatever the headers say.
     #[serde(default)]
     pub trusted_proxies: Vec<IpNet>,
+    /// TLS on the public listener (HTTP/2 and HTTP/1.1 by ALPN): `{ cert, key }` PEM files.
+    /// Absent: plain HTTP (behind a TLS-terminating ingress).
+    #[serde(default)]
+    pub tls: Option<OriginTls>,
     /// Base URL clients reach this origin at; upload URLs are built on it.
     #[serde(default = "default_public_url")]
     pub public_url: String,
     /// Largest accepted JSON body.
     #[serde(default = "default_json_limit", with = "bytesize")]
     pub max_json_body: u64,
+}
+
+/// `server.tls` of origin.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OriginTls {
+    /// PEM file: the certificate chain, leaf first.
+    pub cert: std::path::PathBuf,
+    /// PEM file: the leaf's private key.
+    pub key: std::path::PathBuf,
 }
 
 /// `[uploads]`: tus uploads streamed into S3 multipart uploads.
@@ -183,6 +197,17 @@ impl OriginFile {
                     srv.internal_listen
                 ),
             ));
+        }
+        if let Some(t) = &srv.tls {
+            for (what, path) in [("cert", &t.cert), ("key", &t.key)] {
+                if let Err(e) = std::fs::metadata(path) {
+                    return Err(ConfigError::invalid(
+                        &format!("server.tls.{what}"),
+                        format!("{:?}", path.display().to_string()),
+                        format!("cannot be read: {e}"),
+                    ));
+                }
+            }
         }
         let trusted_proxies = TrustedProxies::new(srv.trusted_proxies.clone());
         self.redis.validate()?;

@@ -45,6 +45,7 @@ mod nonce;
 mod probe;
 mod ratelimit;
 mod signin;
+mod tls;
 mod tus;
 mod uploads;
 
@@ -69,6 +70,7 @@ use tower_http::{
 
 pub use catalog::{ContentRecord, Status};
 pub use error::AppError;
+pub use tls::TlsError;
 
 /// Why the origin could not start.
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +87,9 @@ pub enum StartError {
     /// Sign-in rules or session keys are unusable.
     #[error("auth: {0}")]
     Auth(String),
+    /// `server.tls` cannot be used.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -185,39 +190,25 @@ fn served(routes: Router<AppState>, state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The span of one request: method, path, and the trace id of a W3C `traceparent` (edges send
-/// theirs, so origin's lines join the edge's trace). The query is left out: it is not ours to
-/// log.
+/// The span of one request: method, path, and the trace of a W3C `traceparent` (edges send
+/// theirs, so origin's spans and lines join the edge's trace). The query is left out: it is not
+/// ours to log.
 fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let trace_id = req
+    let parent = req
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_id_of);
-    tracing::info_span!(
+        .and_then(streamgate_telemetry::parse_traceparent);
+    let span = tracing::info_span!(
         "request",
         method = %req.method(),
         path = %req.uri().path(),
-        trace_id,
-    )
-}
-
-/// The trace id of a `traceparent` value (`00-{32 hex}-{16 hex}-{2 hex}`), if well-formed.
-fn trace_id_of(v: &str) -> Option<&str> {
-    let mut parts = v.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    (hex(version, 2)
-        && hex(trace, 32)
-        && hex(parent, 16)
-        && hex(flags, 2)
-        && trace.bytes().any(|b| b != b'0'))
-    .then_some(trace)
+        trace_id = parent.map(|p| tracing::field::display(format!("{:032x}", p.trace_id))),
+    );
+    if let Some(p) = parent {
+        streamgate_telemetry::continue_trace(&span, p);
+    }
+    span
 }
 
 /// The edges' API (`server.internal-listen`): packaged files and the content records edges
@@ -331,17 +322,37 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let public = axum::serve(
-        listener,
-        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let public_app =
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let public: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &state
+        .cfg
+        .server
+        .tls
+    {
+        Some(t) => {
+            let config = tls::server_config(&t.cert.to_string_lossy(), &t.key.to_string_lossy())?;
+            tracing::info!(addr = %state.cfg.server.listen, "public listener serves TLS (h2, http/1.1)");
+            // `tap_io` gives axum's `ConnectInfo<SocketAddr>` for any listener.
+            let tls_listener =
+                axum::serve::ListenerExt::tap_io(tls::TlsListener::new(listener, config)?, |_| {});
+            Box::pin(
+                axum::serve(tls_listener, public_app)
+                    .with_graceful_shutdown(stopped(stop_rx.clone()))
+                    .into_future(),
+            )
+        }
+        None => Box::pin(
+            axum::serve(listener, public_app)
+                .with_graceful_shutdown(stopped(stop_rx.clone()))
+                .into_future(),
+        ),
+    };
     let edges = axum::serve(
         internal,
         internal_app(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
     .with_graceful_shutdown(stopped(stop_rx));
-    let served = tokio::try_join!(public.into_future(), edges.into_future());
+    let served = tokio::try_join!(public, edges.into_future());
     signal.abort();
     let _ = consumer.await;
     served?;
@@ -374,25 +385,4 @@ pub(crate) fn now_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod trace_tests {
-    #[test]
-    fn trace_ids_come_from_well_formed_traceparents_only() {
-        let t = "4bf92f3577b34da6a3ce929d0e0e4736";
-        assert_eq!(
-            super::trace_id_of(&format!("00-{t}-00f067aa0ba902b7-01")),
-            Some(t)
-        );
-        for bad in [
-            "",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736\n-00f067aa0ba902b7-01",
-        ] {
-            assert_eq!(super::trace_id_of(bad), None, "{bad:?}");
-        }
-    }
 }

@@ -30,10 +30,14 @@ fn main() -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = streamgate_config::init_tracing(&cfg.log, &ProcessEnv) {
-        eprintln!("streamgate-origin: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _tracing =
+        match streamgate_telemetry::init_tracing(&cfg.log, &ProcessEnv, "streamgate-origin") {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("streamgate-origin: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -382,14 +382,16 @@ impl ProxyHttp for Edge {
             .filter(|p| self.trusted_proxies.trusts(p.to_canonical()))
             .and_then(|_| req.headers.get(TRACEPARENT))
             .and_then(|v| v.to_str().ok());
-        let trace = TraceContext::continue_or_start(incoming);
         ctx.span = info_span!(
             "request",
             id = ctx.request_id,
             method = %req.method,
             route = route.label(),
-            trace_id = %trace.trace_id(),
+            trace_id = tracing::field::Empty,
         );
+        let trace = TraceContext::continue_or_start(incoming, &ctx.span);
+        ctx.span
+            .record("trace_id", tracing::field::display(trace.trace_id_hex()));
         ctx.trace = Some(trace);
         ctx.cors = self.cors.headers(session.req_header());
         let cors_owned = ctx.cors.clone();
@@ -834,7 +836,7 @@ impl ProxyHttp for Edge {
                 client,
                 content_id,
                 path,
-                trace_id = ctx.trace.as_ref().map(TraceContext::trace_id),
+                trace_id = ctx.trace.as_ref().map(|t| tracing::field::display(t.trace_id_hex())),
                 "access"
             );
         }

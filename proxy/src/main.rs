@@ -146,7 +146,9 @@ fn serve(
     config: &ProxyConfig,
     opts: streamgate_proxy::RunOptions,
 ) -> anyhow::Result<()> {
-    streamgate_config::init_tracing(&config.log, &ProcessEnv).map_err(anyhow::Error::msg)?;
+    // Held until the process exits (run_forever does not return).
+    let _tracing = streamgate_telemetry::init_tracing(&config.log, &ProcessEnv, "streamgate-proxy")
+        .map_err(anyhow::Error::msg)?;
     tracing::info!(
         config = %path.display(),
         upgrade = opts.upgrade,

@@ -28,12 +28,25 @@ pub(crate) struct TraceContext {
 
 impl TraceContext {
     /// Continues `incoming` (a valid `traceparent` value) with a new span, or starts a trace.
-    pub(crate) fn continue_or_start(incoming: Option<&str>) -> Self {
-        match incoming.and_then(parse) {
-            Some((trace_id, sampled)) => Self {
+    /// With OTLP export on, the request `span` joins the same trace and its exported ids are
+    /// the ones sent upstream.
+    pub(crate) fn continue_or_start(incoming: Option<&str>, span: &tracing::Span) -> Self {
+        let parent = incoming.and_then(streamgate_telemetry::parse_traceparent);
+        if let Some(p) = parent {
+            streamgate_telemetry::continue_trace(span, p);
+        }
+        if let Some((trace_id, span_id, sampled)) = streamgate_telemetry::span_ids(span) {
+            return Self {
                 trace_id,
-                span_id: new_span_id(),
+                span_id,
                 sampled,
+            };
+        }
+        match parent {
+            Some(p) => Self {
+                trace_id: p.trace_id,
+                span_id: new_span_id(),
+                sampled: p.sampled,
             },
             None => Self {
                 trace_id: new_trace_id(),
@@ -53,43 +66,20 @@ impl TraceContext {
         )
     }
 
-    /// The trace id, as logs print it.
-    pub(crate) fn trace_id(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    /// The trace id (as logs print it) as a value a span records without building a `String` first.
+    pub(crate) fn trace_id_hex(&self) -> TraceIdHex {
+        TraceIdHex(self.trace_id)
     }
 }
 
-/// Parses `00-{32 hex}-{16 hex}-{2 hex}` (lower-case, ids not all zero; later versions: the
-/// same first four fields). Returns the trace id and the sampled flag.
-fn parse(v: &str) -> Option<(u128, bool)> {
-    let v = v.trim();
-    let mut parts = v.split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let lower_hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    if !lower_hex(version, 2)
-        || version == "ff"
-        || !lower_hex(trace, 32)
-        || !lower_hex(parent, 16)
-        || !lower_hex(flags, 2)
-    {
-        return None;
+/// A trace id printed as 32 lower-case hex digits.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TraceIdHex(u128);
+
+impl std::fmt::Display for TraceIdHex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
     }
-    // Version 00 has exactly four fields; later versions may append more.
-    if version == "00" && parts.next().is_some() {
-        return None;
-    }
-    let trace_id = u128::from_str_radix(trace, 16).ok()?;
-    let parent_id = u64::from_str_radix(parent, 16).ok()?;
-    if trace_id == 0 || parent_id == 0 {
-        return None;
-    }
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some((trace_id, flags & 1 == 1))
 }
 
 fn new_trace_id() -> u128 {
@@ -119,17 +109,26 @@ mod tests {
     #[test]
     fn continues_valid_parents_and_starts_otherwise() {
         let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let t = TraceContext::continue_or_start(Some(parent));
-        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        let none = tracing::Span::none();
+        let t = TraceContext::continue_or_start(Some(parent), &none);
+        assert_eq!(
+            t.trace_id_hex().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         let h = t.header();
         assert!(h.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{h}");
         assert!(h.ends_with("-01"));
         assert_ne!(&h[36..52], "00f067aa0ba902b7", "a span of its own");
-        assert_eq!(parse(&h).map(|p| p.0), Some(t.trace_id), "round trip");
+        assert_eq!(
+            streamgate_telemetry::parse_traceparent(&h).map(|p| p.trace_id),
+            Some(t.trace_id),
+            "round trip"
+        );
 
-        let unsampled = TraceContext::continue_or_start(Some(
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
-        ));
+        let unsampled = TraceContext::continue_or_start(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"),
+            &none,
+        );
         assert!(unsampled.header().ends_with("-00"));
 
         for bad in [
@@ -142,12 +141,25 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01", // short
         ] {
-            let t = TraceContext::continue_or_start(Some(bad));
-            assert_ne!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736", "{bad:?}");
-            assert_eq!(parse(&t.header()).map(|p| p.0), Some(t.trace_id), "{bad:?}");
+            let t = TraceContext::continue_or_start(Some(bad), &none);
+            assert_ne!(
+                t.trace_id_hex().to_string(),
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                "{bad:?}"
+            );
+            assert_eq!(
+                streamgate_telemetry::parse_traceparent(&t.header()).map(|p| p.trace_id),
+                Some(t.trace_id),
+                "{bad:?}"
+            );
         }
         // A later version's extra fields are tolerated.
-        assert!(parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what").is_some());
+        assert!(
+            streamgate_telemetry::parse_traceparent(
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what"
+            )
+            .is_some()
+        );
         let (a, b) = (new_span_id(), new_span_id());
         assert_ne!(a, b);
     }

@@ -20,7 +20,10 @@ use prometheus::{
 /// The `Content-Type` of [`Registry::render`].
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4";
 
+mod logs;
 mod process;
+
+pub use logs::{RemoteParent, Tracing, continue_trace, init_tracing, parse_traceparent, span_ids};
 
 /// A service's metric families (with the `process_*` families of the serving process).
 #[derive(Clone)]

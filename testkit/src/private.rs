@@ -250,21 +250,33 @@ impl PrivateOrigin {
     /// `server_extra`: lines added to `[server]` (`trusted-proxies = […]`); `rate_limit`: the
     /// body of `[auth.rate-limit]`.
     pub async fn start(st: &Stack, server_extra: &str, rate_limit: &str) -> PrivateOrigin {
+        Self::start_with(st, server_extra, rate_limit, "").await
+    }
+
+    /// As [`PrivateOrigin::start`], with TOML appended to the config (`tail`: a `[log]`
+    /// section, say).
+    pub async fn start_with(
+        st: &Stack,
+        server_extra: &str,
+        rate_limit: &str,
+        tail: &str,
+    ) -> PrivateOrigin {
         let redis = PrivateRedis::start();
         let url = redis.url();
-        Self::launch(st, server_extra, rate_limit, url, Some(redis)).await
+        Self::launch(st, server_extra, rate_limit, tail, url, Some(redis)).await
     }
 
     /// A second replica beside `other`: its own listeners, the same Redis (leases, streams,
     /// sessions) and bucket, as two origins behind one balancer run.
     pub async fn start_sharing(st: &Stack, other: &PrivateOrigin) -> PrivateOrigin {
-        Self::launch(st, "", "", other.redis_url.clone(), None).await
+        Self::launch(st, "", "", "", other.redis_url.clone(), None).await
     }
 
     async fn launch(
         st: &Stack,
         server_extra: &str,
         rate_limit: &str,
+        tail: &str,
         redis_url: String,
         redis: Option<PrivateRedis>,
     ) -> PrivateOrigin {
@@ -309,6 +321,7 @@ impl PrivateOrigin {
                 out.push('\n');
             }
         }
+        out.push_str(tail);
         let conf = dir.path().join("origin.toml");
         std::fs::write(&conf, out).unwrap();
         let log = dir.path().join("origin.log");
@@ -320,7 +333,10 @@ impl PrivateOrigin {
         )
         .holding(ports);
         let url = format!("http://127.0.0.1:{port}");
-        wait_answers(&st.http, &url, &log).await;
+        // The internal listener is always plain HTTP (the public one may serve TLS); both are
+        // bound before either answers.
+        wait_answers(&st.http, &format!("http://127.0.0.1:{internal}"), &log).await;
+        wait_tcp(port);
         PrivateOrigin {
             url,
             internal_url: format!("http://127.0.0.1:{internal}"),

@@ -30,10 +30,15 @@ fn main() -> ExitCode {
         println!("config ok");
         return ExitCode::SUCCESS;
     }
-    if let Err(e) = streamgate_config::init_tracing(&config.log, &ProcessEnv) {
-        eprintln!("streamgate-transcoder: {e}");
-        return ExitCode::FAILURE;
-    }
+    let _tracing =
+        match streamgate_telemetry::init_tracing(&config.log, &ProcessEnv, "streamgate-transcoder")
+        {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("streamgate-transcoder: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

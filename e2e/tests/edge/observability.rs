@@ -194,3 +194,171 @@ async fn access_log_lines_are_json_sampled_complete_and_token_free() {
     let log = std::fs::read_to_string(&edge.log).unwrap();
     assert!(!log.contains(&token), "a token in the log");
 }
+
+/// An OTLP/HTTP receiver (what a collector's `otlphttp` receiver does): `POST /v1/traces`
+/// bodies decoded with the OTLP protobuf schema; every span kept with its service name.
+struct Collector {
+    port: u16,
+    spans: Arc<Mutex<Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Collector {
+    async fn start() -> Collector {
+        use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+        use prost::Message;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let keep = spans.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let keep = keep.clone();
+                tokio::spawn(async move {
+                    let (r, mut w) = conn.into_split();
+                    let mut r = tokio::io::BufReader::new(r);
+                    loop {
+                        // One HTTP/1.1 request: head, then a Content-Length body.
+                        let mut len = 0usize;
+                        let mut first = true;
+                        loop {
+                            let mut line = String::new();
+                            if tokio::io::AsyncBufReadExt::read_line(&mut r, &mut line)
+                                .await
+                                .unwrap_or(0)
+                                == 0
+                            {
+                                return;
+                            }
+                            if first {
+                                assert!(line.starts_with("POST /v1/traces "), "{line}");
+                                first = false;
+                            }
+                            if let Some(v) =
+                                line.to_ascii_lowercase().strip_prefix("content-length:")
+                            {
+                                len = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; len];
+                        if r.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+                        for rs in req.resource_spans {
+                            let service = rs
+                                .resource
+                                .iter()
+                                .flat_map(|r| r.attributes.iter())
+                                .find(|a| a.key == "service.name")
+                                .and_then(|a| a.value.as_ref())
+                                .map(|v| format!("{:?}", v.value))
+                                .unwrap_or_default();
+                            for ss in rs.scope_spans {
+                                for span in ss.spans {
+                                    keep.lock().unwrap().push((service.clone(), span));
+                                }
+                            }
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+                        if w.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Collector { port, spans, task }
+    }
+
+    /// The spans of trace `trace` (hex) received so far: (service, span).
+    fn of(&self, trace: &str) -> Vec<(String, opentelemetry_proto::tonic::trace::v1::Span)> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, s)| hex(&s.trace_id) == trace)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// OTLP export, on: the edge's request span continues the balancer's trace, origin's request
+/// span is the child of the edge's (through the `traceparent` the edge sent), both reach the
+/// collector with their service names.
+#[tokio::test]
+async fn edge_and_origin_spans_reach_an_otlp_collector_as_one_trace() {
+    let st = Stack::load().await;
+    let (id, _, seg) = packaged(&st, "otlp").await;
+    let collector = Collector::start().await;
+    let log = format!(
+        "[log]\notlp-endpoint = \"http://127.0.0.1:{}\"\n",
+        collector.port
+    );
+    let origin = streamgate_testkit::PrivateOrigin::start_with(&st, "", "", &log).await;
+    let edge = PrivateEdge::start_custom(
+        &st,
+        "trusted-proxies = [\"127.0.0.0/8\"]",
+        &format!(
+            "origin = \"{}\"",
+            origin.internal_url.trim_start_matches("http://")
+        ),
+        "",
+        &format!("[entitlements]\nstandalone = true\n{log}"),
+    )
+    .await;
+    let token = edge.mint(&st, &id);
+    let r = edge
+        .get(
+            &st,
+            &format!("/p/{token}/{id}/{seg}"),
+            &[("traceparent", PARENT)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    streamgate_testkit::eventually("both services exported", Duration::from_secs(20), || {
+        let services: Vec<String> = collector.of(trace).into_iter().map(|(s, _)| s).collect();
+        async move {
+            services.iter().any(|s| s.contains("streamgate-proxy"))
+                && services.iter().any(|s| s.contains("streamgate-origin"))
+        }
+    })
+    .await;
+    let spans = collector.of(trace);
+    let edge_span = spans
+        .iter()
+        .find(|(s, sp)| s.contains("streamgate-proxy") && sp.name == "request")
+        .map(|(_, sp)| sp.clone())
+        .expect("the edge's request span");
+    assert_eq!(
+        hex(&edge_span.parent_span_id),
+        "00f067aa0ba902b7",
+        "child of the balancer's"
+    );
+    let origin_span = spans
+        .iter()
+        .find(|(s, sp)| s.contains("streamgate-origin") && sp.name == "request")
+        .map(|(_, sp)| sp.clone())
+        .expect("origin's request span");
+    assert_eq!(
+        origin_span.parent_span_id, edge_span.span_id,
+        "origin's span is the child of the edge's"
+    );
+    assert!(origin_span.end_time_unix_nano >= origin_span.start_time_unix_nano);
+}

@@ -142,9 +142,11 @@ async fn the_daemon_upgrades_the_way_the_systemd_unit_reloads_it() {
     let mut guard = Daemons(pid_file.clone(), Vec::new());
 
     // ExecStart: the parent exits once the daemon runs.
+    // (What the daemon logs before it forks goes to the test's output otherwise.)
     let started = std::process::Command::new(&bin)
         .args(["--daemon", "--config"])
         .arg(&edge.conf)
+        .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(started.success());
@@ -193,6 +195,7 @@ async fn the_daemon_upgrades_the_way_the_systemd_unit_reloads_it() {
     let reloaded = std::process::Command::new(&bin)
         .args(["--daemon", "--upgrade", "--config"])
         .arg(&edge.conf)
+        .stderr(std::process::Stdio::null())
         .status()
         .unwrap();
     assert!(reloaded.success());

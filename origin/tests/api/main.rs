@@ -1,10 +1,11 @@
 //! Origin's own API against the running stack: tus uploads (`uploads`), wallet sign-in (`sign_in`,
 //! `sign_in_solana`, `contract_wallet`), content policies (`policies`) and the JWKS an edge
-//! verifies sessions with (`remote_verifier`).
+//! verifies sessions with (`remote_verifier`), and TLS on the public listener (`tls`).
 
 mod contract_wallet;
 mod policies;
 mod remote_verifier;
 mod sign_in;
 mod sign_in_solana;
+mod tls;
 mod uploads;
