@@ -17,6 +17,7 @@
 //! | `sg:revoked:{jti}` ([`keys::revoked_session`]) | string, TTL | origin | origin, edges |
 //! | `sg:upload:{id}`, `sg:upload:{id}:lock` ([`keys::upload_state`], [`keys::upload_lock`]) | string, lease | origin | origin |
 //! | `sg:lock:content:{id}` ([`keys::content_lock`]) | lease | origin | origin |
+//! | `sg:idx:{owner}:{all\|status}`, `sg:idx:pos:{id}` ([`keys::content_index`], [`keys::content_position`]) | sorted set, hash | origin | origin (listing) |
 //! | `sg:subj:{hash}` ([`keys::viewer`]) | string, TTL | edges | edges |
 //! | `sg:ent:{digest}` ([`keys::verdict`]) | string, TTL | edges | edges |
 //! | `sg:obj:{{id}}:{hash}`, `sg:objs:{{id}}` ([`keys::edge_object`], [`keys::edge_objects`]) | string, set | edges | edges; origin deletes |
@@ -365,6 +366,16 @@ pub mod keys {
     /// A tus upload's writer lease.
     pub fn upload_lock(upload_id: &str) -> String {
         format!("sg:upload:{upload_id}:lock")
+    }
+    /// Prefix of the creators' content index (origin's `index` module builds the rest).
+    pub const CONTENT_INDEX_PREFIX: &str = "sg:idx:";
+    /// An owner's index set: `all` or a status name.
+    pub fn content_index(owner: &str, set: &str) -> String {
+        format!("{CONTENT_INDEX_PREFIX}{owner}:{set}")
+    }
+    /// Where a content stands in the index.
+    pub fn content_position(content_id: &str) -> String {
+        format!("{CONTENT_INDEX_PREFIX}pos:{content_id}")
     }
     /// A catalog record's writer lease.
     pub fn content_lock(content_id: &str) -> String {

@@ -9,9 +9,11 @@
 //! never come back. Readers see a tombstone as no record at all.
 //!
 //! Records of ready contents are cached briefly for the media route, which reads them on every
-//! edge miss.
+//! edge miss. Every write also moves the content in the creators' index (`index`).
 
 use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
 
 use aws_sdk_s3::{Client, primitives::ByteStream};
 use moka::future::Cache;
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use streamgate_config::contract::{Rendition, layout};
 use tokio::sync::Mutex;
 
-use crate::{AppError, error::AppResult, lock::Lease, now_ms};
+use crate::{AppError, error::AppResult, index::ContentIndex, lock::Lease, now_ms};
 
 /// Longest wait for another writer of the same record.
 const LOCK_WAIT: Duration = Duration::from_secs(10);
@@ -50,6 +52,12 @@ pub struct ContentRecord {
     pub id: String,
     /// Title given by the creator.
     pub title: String,
+    /// Description given by the creator.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Tags given by the creator.
+    #[serde(default)]
+    pub tags: Vec<String>,
     /// The creator's subject (CAIP-10), once sign-in exists.
     pub owner: Option<String>,
     /// Life-cycle status.
@@ -82,6 +90,7 @@ pub(crate) struct Catalog {
     s3: Client,
     bucket: String,
     redis: redis::aio::ConnectionManager,
+    index: ContentIndex,
     locks: Cache<String, Arc<Mutex<()>>>,
     ready: Cache<String, Arc<ContentRecord>>,
 }
@@ -92,6 +101,7 @@ impl Catalog {
         Self {
             s3,
             bucket,
+            index: ContentIndex::new(redis.clone()),
             redis,
             locks: Cache::builder()
                 .max_capacity(100_000)
@@ -227,6 +237,8 @@ impl Catalog {
             let tombstone = ContentRecord {
                 id: rec.id.clone(),
                 title: String::new(),
+                description: None,
+                tags: Vec::new(),
                 owner: rec.owner.clone(),
                 status: Status::Deleted,
                 progress: 0.0,
@@ -282,6 +294,67 @@ impl Catalog {
             .send()
             .await
             .map_err(|e| AppError::storage(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        // The record is written (S3 is the truth); the index follows it. A Redis failure here
+        // leaves the listing stale until the next write or `streamgate-origin reindex`.
+        if let Err(e) = self.index.put(rec).await {
+            tracing::warn!(content_id = %rec.id, cause = %e, "content index not updated");
+        }
         Ok(())
+    }
+
+    /// The index of creators' contents this catalog keeps.
+    pub(crate) fn index(&self) -> &ContentIndex {
+        &self.index
+    }
+
+    /// Rebuilds the index from every record in the bucket; returns how many records it holds.
+    pub(crate) async fn reindex(&self) -> AppResult<usize> {
+        let cleared = self
+            .index
+            .clear()
+            .await
+            .map_err(|e| AppError::Internal(format!("redis: {e}")))?;
+        tracing::info!(cleared, "content index cleared");
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix("catalog/")
+            .into_paginator()
+            .send();
+        let mut indexed = 0;
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| AppError::storage(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            let ids: Vec<String> = page
+                .contents()
+                .iter()
+                .filter_map(|obj| {
+                    obj.key()
+                        .and_then(|k| k.strip_prefix("catalog/"))
+                        .and_then(|k| k.strip_suffix(".json"))
+                        .map(str::to_owned)
+                })
+                .collect();
+            // Sixteen records in flight: a bucket of thousands takes seconds, not minutes.
+            let mut puts = futures_util::stream::iter(ids)
+                .map(|id| async move {
+                    match self.get(&id).await? {
+                        Some(rec) => {
+                            self.index
+                                .put(&rec)
+                                .await
+                                .map_err(|e| AppError::Internal(format!("redis: {e}")))?;
+                            Ok::<usize, AppError>(1)
+                        }
+                        None => Ok(0),
+                    }
+                })
+                .buffer_unordered(16);
+            while let Some(n) = puts.next().await {
+                indexed += n?;
+            }
+        }
+        Ok(indexed)
     }
 }

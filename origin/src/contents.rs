@@ -1,12 +1,14 @@
 //! Content records: `POST /v1/contents` creates one for the signed-in creator (its owner),
-//! `GET /v1/contents/{id}` reads it, and the owner alone may `PUT …/policy` or `DELETE` it.
+//! `GET /v1/contents/{id}` reads it, `GET /v1/contents?owner=me` lists the creator's own
+//! (newest first, cursor pages, from the `index`), and the owner alone may `PATCH` its title,
+//! description and tags, `PUT …/policy` or `DELETE` it.
 //! Policies are validated with [`Policy::parse_with`] against the chains origin accepts for
 //! sign-in; a bad one is a 400 whose message names the field (`policy.any[0].erc721.contract:
 //! not an EVM address …`). The record stores the policy's canonical form: what edges enforce.
 
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::StatusCode,
 };
 use rand::{Rng, distr::Alphanumeric};
@@ -64,6 +66,8 @@ pub(crate) async fn create(
     let rec = ContentRecord {
         id: new_id(20),
         title: title.to_owned(),
+        description: None,
+        tags: Vec::new(),
         owner: Some(who.sub.clone()),
         status: Status::AwaitingUpload,
         progress: 0.0,
@@ -93,6 +97,8 @@ pub(crate) async fn create(
 pub(crate) struct PublicView<'a> {
     id: &'a str,
     title: &'a str,
+    description: Option<&'a str>,
+    tags: &'a [String],
     owner: Option<&'a str>,
     status: Status,
     progress: f32,
@@ -108,6 +114,8 @@ impl<'a> From<&'a ContentRecord> for PublicView<'a> {
         Self {
             id: &r.id,
             title: &r.title,
+            description: r.description.as_deref(),
+            tags: &r.tags,
             owner: r.owner.as_deref(),
             status: r.status,
             progress: r.progress,
@@ -263,4 +271,172 @@ async fn purge_edge_l2(st: &AppState, id: &str) {
     } else {
         tracing::info!(content_id = %id, objects = objects.len(), "edge l2 objects deleted");
     }
+}
+
+/// Query of `GET /v1/contents`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Whose contents: `me` (the only value accepted: creators list their own).
+    #[serde(default)]
+    owner: Option<String>,
+    /// Only contents in this status.
+    #[serde(default)]
+    status: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Where the page starts (`next_cursor` of the previous page).
+    #[serde(default)]
+    cursor: Option<String>,
+}
+
+/// The statuses a listing may filter on.
+fn parse_status(s: &str) -> Option<Status> {
+    [
+        Status::AwaitingUpload,
+        Status::Uploading,
+        Status::Processing,
+        Status::Ready,
+        Status::Failed,
+    ]
+    .into_iter()
+    .find(|st| crate::index::status_name(*st) == s)
+}
+
+/// `GET /v1/contents?owner=me&status=…&limit=…&cursor=…` → `{"items": [record…],
+/// "next_cursor": "…" | null}`: the signed-in creator's contents, newest first.
+pub(crate) async fn list(
+    State(st): State<AppState>,
+    Authed(who): Authed,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> AppResult<Json<Value>> {
+    let Query(q) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    if q.owner.as_deref().is_some_and(|o| o != "me") {
+        return Err(AppError::BadRequest(
+            "owner: only \"me\" (creators list their own contents)".into(),
+        ));
+    }
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(parse_status(s).ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "status: {s:?} is not one of awaiting_upload, uploading, processing, ready, failed"
+            ))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::BadRequest(format!(
+            "limit: {limit} must be between 1 and 100"
+        )));
+    }
+    let page = st
+        .catalog
+        .index()
+        .page(&who.sub, status, limit, q.cursor.as_deref())
+        .await?
+        .ok_or_else(|| AppError::BadRequest("cursor: not a cursor this API handed out".into()))?;
+    // Records in page order; one that vanished since (deleted) is left out.
+    let reads = page.ids.iter().map(|id| st.catalog.get(id));
+    let mut items = Vec::with_capacity(page.ids.len());
+    for rec in futures_util::future::join_all(reads).await {
+        if let Some(rec) = rec?
+            && rec.owner.as_deref() == Some(who.sub.as_str())
+        {
+            items.push(rec);
+        }
+    }
+    Ok(Json(json!({ "items": items, "next_cursor": page.next })))
+}
+
+/// Body of `PATCH /v1/contents/{id}`: the fields to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchContent {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+}
+
+/// Printable text: no control characters.
+fn printable(s: &str) -> bool {
+    !s.chars().any(|c| c.is_control() && c != '\n')
+}
+
+/// `PATCH /v1/contents/{id}` (owner only): title (1–200 characters), description (up to
+/// 5,000), tags (up to 20, each 1–50 characters, duplicates dropped) → the updated record.
+pub(crate) async fn patch(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    who: Authed,
+    body: Result<Json<PatchContent>, axum::extract::rejection::JsonRejection>,
+) -> AppResult<Json<ContentRecord>> {
+    let Json(req) = body.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    if !is_valid_content_id(&id) {
+        return Err(AppError::BadRequest("malformed content id".into()));
+    }
+    let title = match req.title.as_deref().map(str::trim) {
+        Some(t) if t.is_empty() || t.chars().count() > 200 || !printable(t) || t.contains('\n') => {
+            return Err(AppError::BadRequest(
+                "title: must be 1 to 200 printable characters on one line".into(),
+            ));
+        }
+        t => t.map(str::to_owned),
+    };
+    let description = match req.description.as_deref().map(str::trim) {
+        Some(d) if d.chars().count() > 5000 || !printable(d) => {
+            return Err(AppError::BadRequest(
+                "description: at most 5000 printable characters".into(),
+            ));
+        }
+        d => d.map(str::to_owned),
+    };
+    let tags = match req.tags {
+        None => None,
+        Some(tags) => {
+            if tags.len() > 20 {
+                return Err(AppError::BadRequest("tags: at most 20".into()));
+            }
+            let mut out: Vec<String> = Vec::with_capacity(tags.len());
+            for (i, t) in tags.iter().enumerate() {
+                let t = t.trim();
+                if t.is_empty() || t.chars().count() > 50 || !printable(t) || t.contains('\n') {
+                    return Err(AppError::BadRequest(format!(
+                        "tags[{i}]: must be 1 to 50 printable characters"
+                    )));
+                }
+                if !out.iter().any(|o| o == t) {
+                    out.push(t.to_owned());
+                }
+            }
+            Some(out)
+        }
+    };
+    if title.is_none() && description.is_none() && tags.is_none() {
+        return Err(AppError::BadRequest(
+            "nothing to change: give title, description or tags".into(),
+        ));
+    }
+    let rec = st
+        .catalog
+        .update(&id, |r| {
+            ensure_owner(r, &who)?;
+            if let Some(t) = title {
+                r.title = t;
+            }
+            if let Some(d) = description {
+                r.description = (!d.is_empty()).then_some(d);
+            }
+            if let Some(t) = tags {
+                r.tags = t;
+            }
+            Ok(true)
+        })
+        .await?;
+    tracing::info!(content_id = %id, "metadata changed");
+    Ok(Json(rec))
 }

@@ -280,6 +280,8 @@ mod tests {
 
     fn rec(status: Status) -> ContentRecord {
         ContentRecord {
+            description: None,
+            tags: Vec::new(),
             id: "c".into(),
             title: "t".into(),
             owner: None,

@@ -37,6 +37,7 @@ mod contract_wallet;
 mod error;
 #[doc(hidden)]
 pub mod fuzz;
+mod index;
 mod jobs;
 mod lock;
 mod media;
@@ -166,10 +167,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/auth/siws", post(signin::siws))
         .route("/v1/auth/logout", post(signin::logout))
         .route("/.well-known/jwks.json", get(signin::jwks))
-        .route("/v1/contents", post(contents::create))
+        .route("/v1/contents", post(contents::create).get(contents::list))
         .route(
             "/v1/contents/{id}",
-            get(contents::get).delete(contents::delete),
+            get(contents::get)
+                .patch(contents::patch)
+                .delete(contents::delete),
         )
         .route(
             "/v1/contents/{id}/policy",
@@ -288,6 +291,20 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({"redis": redis_ok, "s3": s3_ok})))
+}
+
+/// `streamgate-origin reindex`: rebuilds the content index from the catalog; returns how many
+/// contents it holds.
+///
+/// # Errors
+/// Unusable config, Redis or S3 failures.
+pub async fn reindex(cfg: OriginConfig) -> Result<usize, StartError> {
+    let state = AppState::new(cfg)?;
+    state
+        .catalog
+        .reindex()
+        .await
+        .map_err(|e| StartError::Io(std::io::Error::other(e.to_string())))
 }
 
 /// Runs the origin until SIGINT/SIGTERM: binds the listener, starts the events consumer,

@@ -15,6 +15,16 @@ struct Cli {
     /// Load and validate the configuration, then exit.
     #[arg(long)]
     check_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Rebuild the creators' content index in Redis from the catalog in S3 (after Redis lost
+    /// it), then exit. Safe while origins run; a content written during the rebuild is indexed
+    /// by its own write.
+    Reindex,
 }
 
 fn main() -> ExitCode {
@@ -45,6 +55,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::Reindex) = cli.command {
+        return match rt.block_on(streamgate_origin::reindex(cfg)) {
+            Ok(n) => {
+                println!("reindexed {n} contents");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("streamgate-origin: reindex: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match rt.block_on(streamgate_origin::run(cfg)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,7 +18,22 @@ impl Wallet {
     pub fn new(n: u8) -> Wallet {
         use sha3::Digest;
         let seed = sha3::Keccak256::digest([b"streamgate-test-wallet".as_slice(), &[n]].concat());
-        let key = k256::ecdsa::SigningKey::from_slice(&seed).expect("a hash is a valid scalar");
+        Self::from_seed(&seed)
+    }
+
+    /// A wallet nobody used before (for tests that need an owner with no history, on a stack
+    /// whose data outlives test runs).
+    pub fn fresh() -> Wallet {
+        use sha3::Digest;
+        let nonce: [u8; 32] = rand::random();
+        let seed =
+            sha3::Keccak256::digest([b"streamgate-fresh-wallet".as_slice(), &nonce].concat());
+        Self::from_seed(&seed)
+    }
+
+    fn from_seed(seed: &[u8]) -> Wallet {
+        use sha3::Digest;
+        let key = k256::ecdsa::SigningKey::from_slice(seed).expect("a hash is a valid scalar");
         let point = key.verifying_key().to_encoded_point(false);
         let hash = sha3::Keccak256::digest(&point.as_bytes()[1..]);
         let mut addr = [0u8; 20];
