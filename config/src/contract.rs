@@ -17,6 +17,7 @@
 //! | `sg:revoked:{jti}` ([`keys::revoked_session`]) | string, TTL | origin | origin, edges |
 //! | `sg:upload:{id}`, `sg:upload:{id}:lock` ([`keys::upload_state`], [`keys::upload_lock`]) | string, lease | origin | origin |
 //! | `sg:lock:content:{id}` ([`keys::content_lock`]) | lease | origin | origin |
+//! | `sg:uploads:expiring` ([`keys::UPLOADS_EXPIRING`]) | sorted set | origin | origin (sweeper) |
 //! | `sg:idx:{owner}:{all\|status}`, `sg:idx:pos:{id}` ([`keys::content_index`], [`keys::content_position`]) | sorted set, hash | origin | origin (listing) |
 //! | `sg:subj:{hash}` ([`keys::viewer`]) | string, TTL | edges | edges |
 //! | `sg:ent:{digest}` ([`keys::verdict`]) | string, TTL | edges | edges |
@@ -367,6 +368,8 @@ pub mod keys {
     pub fn upload_lock(upload_id: &str) -> String {
         format!("sg:upload:{upload_id}:lock")
     }
+    /// Unfinished uploads by expiry time: a sorted set of upload ids.
+    pub const UPLOADS_EXPIRING: &str = "sg:uploads:expiring";
     /// Prefix of the creators' content index (origin's `index` module builds the rest).
     pub const CONTENT_INDEX_PREFIX: &str = "sg:idx:";
     /// An owner's index set: `all` or a status name.

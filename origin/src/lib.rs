@@ -332,6 +332,7 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
         events_redis,
         stop_rx.clone(),
     ));
+    let sweeper = tokio::spawn(tus::sweep_expired(state.clone(), stop_rx.clone()));
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -372,6 +373,7 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
     let served = tokio::try_join!(public, edges.into_future());
     signal.abort();
     let _ = consumer.await;
+    let _ = sweeper.await;
     served?;
     tracing::info!("origin stopped");
     Ok(())

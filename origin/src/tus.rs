@@ -27,7 +27,15 @@ use crate::{
 };
 
 const TUS_VERSION: &str = "1.0.0";
-const EXTENSIONS: &str = "creation,creation-with-upload,termination";
+const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
+
+/// `Upload-Expires` of an unfinished upload (tus `expiration`), as an HTTP date.
+fn expires(app: &AppState, st: &UploadState) -> Option<(&'static str, String)> {
+    st.expires_at(app.cfg.uploads.expiry).map(|ms| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
+        ("upload-expires", httpdate::fmt_http_date(at))
+    })
+}
 const OCTET: &str = "application/offset+octet-stream";
 
 fn tus_headers(extra: &[(&str, String)]) -> HeaderMap {
@@ -179,18 +187,20 @@ pub(crate) async fn create(
     let with_body = headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(OCTET.as_bytes()));
-    let offset = if with_body {
+    let st = if with_body {
         let lease = app.uploads.lease(&upload_id).await?;
         let written = write(&app, st, 0, &headers, body).await;
         lease.release().await;
-        written?.offset()
+        written?
     } else {
-        0
+        st
     };
-    let h = tus_headers(&[
+    let mut extra = vec![
         ("location", location),
-        ("upload-offset", offset.to_string()),
-    ]);
+        ("upload-offset", st.offset().to_string()),
+    ];
+    extra.extend(expires(&app, &st));
+    let h = tus_headers(&extra);
     Ok((StatusCode::CREATED, h).into_response())
 }
 
@@ -224,11 +234,13 @@ pub(crate) async fn head(
             lease.release().await;
         }
     }
-    let h = tus_headers(&[
+    let mut extra = vec![
         ("upload-offset", st.offset().to_string()),
         ("upload-length", st.length.to_string()),
         ("cache-control", "no-store".into()),
-    ]);
+    ];
+    extra.extend(expires(&app, &st));
+    let h = tus_headers(&extra);
     Ok((StatusCode::OK, h).into_response())
 }
 
@@ -261,7 +273,9 @@ pub(crate) async fn patch(
     };
     lease.release().await;
     let st = written?;
-    let h = tus_headers(&[("upload-offset", st.offset().to_string())]);
+    let mut extra = vec![("upload-offset", st.offset().to_string())];
+    extra.extend(expires(&app, &st));
+    let h = tus_headers(&extra);
     Ok((StatusCode::NO_CONTENT, h).into_response())
 }
 
@@ -321,6 +335,65 @@ pub(crate) async fn delete(
     }
     tracing::info!(upload_id = %id, "upload terminated");
     Ok((StatusCode::NO_CONTENT, tus_headers(&[])).into_response())
+}
+
+/// The expiration sweeper: every few seconds, cleans up unfinished uploads past their expiry
+/// (S3 multipart aborted, partial object deleted, state gone) and puts their content back to
+/// `awaiting_upload` with the reason. Runs in every origin; the upload lease keeps two from
+/// sweeping the same upload at once, and a sweep is idempotent anyway.
+pub(crate) async fn sweep_expired(app: AppState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let every = (app.cfg.uploads.expiry / 4).clamp(
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(30),
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let ids = match app.uploads.expired(100).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(cause = %e, "upload sweeper: cannot list expired uploads");
+                continue;
+            }
+        };
+        for id in ids {
+            let Ok(lease) = app.uploads.lease(&id).await else {
+                continue; // a request is writing it: not expired after all
+            };
+            let swept = app.uploads.sweep(&id).await;
+            lease.release().await;
+            match swept {
+                Ok(Some(st)) => {
+                    let reset = app
+                        .catalog
+                        .update(&st.content_id, |r| {
+                            if r.upload_id.as_deref() == Some(id.as_str())
+                                && r.status == Status::Uploading
+                            {
+                                r.status = Status::AwaitingUpload;
+                                r.upload_id = None;
+                                r.error = Some("the upload expired before it was complete".into());
+                                return Ok(true);
+                            }
+                            Ok(false)
+                        })
+                        .await;
+                    if let Err(e) = reset
+                        && !matches!(e, AppError::NotFound(_))
+                    {
+                        tracing::warn!(upload_id = %id, cause = %e, "expired upload: content not reset");
+                    }
+                    tracing::info!(upload_id = %id, content_id = %st.content_id, "expired upload cleaned up");
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(upload_id = %id, cause = %e, "expired upload not cleaned up")
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

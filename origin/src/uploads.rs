@@ -1,7 +1,10 @@
 //! Resumable uploads: tus byte streams written into one S3 multipart upload per file, with
 //! memory bounded by the part size whatever the file size.
 //!
-//! State lives in Redis (`sg:upload:{id}`, JSON, expiring after `uploads.expiry` of idleness):
+//! State lives in Redis (`sg:upload:{id}`, JSON); an unfinished upload expires `uploads.expiry`
+//! after its last write (tus `expiration`, `Upload-Expires`), and a sweeper then aborts its S3
+//! multipart upload and deletes its partial object (`sg:uploads:expiring` lists them by time).
+//! The state holds
 //! the S3 upload id, the parts written so far, and the length of the *partial* object. Bytes
 //! that arrive are buffered until a full part (`uploads.part-size`, ≥ 5 MiB as S3 requires) can
 //! be written. When a request ends, normally or because the connection broke, the bytes still
@@ -31,6 +34,11 @@ use serde::{Deserialize, Serialize};
 use streamgate_config::{UploadsConfig, contract::layout};
 
 use crate::{AppError, error::AppResult, lock::Lease, metrics::METRICS, now_ms};
+
+/// Unfinished uploads by expiry time (Unix ms): what the sweeper visits.
+const EXPIRING: &str = streamgate_config::contract::keys::UPLOADS_EXPIRING;
+/// How long an expired upload's state is kept for the sweeper.
+const SWEEP_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 /// How far an upload has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,9 +79,20 @@ pub(crate) struct UploadState {
     /// Bytes held in the partial object.
     partial_len: u64,
     pub(crate) created_at: u64,
+    /// Last write, Unix ms: an unfinished upload expires `uploads.expiry` after it.
+    #[serde(default)]
+    touched_at: u64,
 }
 
 impl UploadState {
+    /// When an unfinished upload expires (Unix ms); `None` once every byte is stored.
+    pub(crate) fn expires_at(&self, expiry: std::time::Duration) -> Option<u64> {
+        (self.stage == Stage::Receiving).then(|| {
+            self.touched_at.max(self.created_at)
+                + u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX / 2)
+        })
+    }
+
     /// Bytes durably received.
     pub(crate) fn offset(&self) -> u64 {
         if self.stage != Stage::Receiving {
@@ -154,13 +173,23 @@ impl UploadStore {
             partial: None,
             partial_len: 0,
             created_at: now_ms(),
+            touched_at: 0,
         };
-        self.save(&st).await?;
+        let mut st = st;
+        self.save(&mut st).await?;
         Ok(st)
     }
 
-    /// Reads an upload's state.
+    /// Reads an upload's state; an unfinished upload past its expiry is gone (tus
+    /// `expiration`: 404), whether or not the sweeper has cleaned it up yet.
     pub(crate) async fn get(&self, id: &str) -> AppResult<Option<UploadState>> {
+        Ok(self.get_raw(id).await?.filter(|st| {
+            st.expires_at(self.cfg.expiry)
+                .is_none_or(|at| at > now_ms())
+        }))
+    }
+
+    async fn get_raw(&self, id: &str) -> AppResult<Option<UploadState>> {
         let mut con = self.redis.clone();
         let raw: Option<String> = con.get(state_key(id)).await?;
         raw.map(|s| {
@@ -170,14 +199,55 @@ impl UploadStore {
         .transpose()
     }
 
-    async fn save(&self, st: &UploadState) -> AppResult<()> {
+    /// Saves the state (a write: the expiry starts again). The record outlives the expiry by
+    /// [`SWEEP_GRACE`] so the sweeper can still find what to clean up; unfinished uploads are
+    /// listed in [`EXPIRING`] by expiry time.
+    async fn save(&self, st: &mut UploadState) -> AppResult<()> {
+        st.touched_at = now_ms();
         let json = serde_json::to_string(st)
             .map_err(|e| AppError::Internal(format!("serialize upload state: {e}")))?;
+        let ttl = (self.cfg.expiry + SWEEP_GRACE).as_secs().max(1);
+        let mut pipe = redis::pipe();
+        pipe.set_ex(state_key(&st.id), json, ttl);
+        match st.expires_at(self.cfg.expiry) {
+            Some(at) => pipe.zadd(EXPIRING, &st.id, at),
+            None => pipe.zrem(EXPIRING, &st.id),
+        };
         let mut con = self.redis.clone();
-        let _: () = con
-            .set_ex(state_key(&st.id), json, self.cfg.expiry.as_secs().max(1))
-            .await?;
+        let _: () = pipe.query_async(&mut con).await?;
         Ok(())
+    }
+
+    /// Unfinished uploads past their expiry (up to `max`), oldest first.
+    pub(crate) async fn expired(&self, max: usize) -> AppResult<Vec<String>> {
+        let mut con = self.redis.clone();
+        Ok(con
+            .zrangebyscore_limit(EXPIRING, "-inf", now_ms(), 0, max as isize)
+            .await?)
+    }
+
+    /// Cleans up expired upload `id` (S3 multipart aborted, partial object deleted, state
+    /// removed) unless a write revived it; returns the state it removed.
+    pub(crate) async fn sweep(&self, id: &str) -> AppResult<Option<UploadState>> {
+        let st = self.get_raw(id).await?;
+        let expired = st
+            .as_ref()
+            .and_then(|s| s.expires_at(self.cfg.expiry))
+            .is_some_and(|at| at <= now_ms());
+        let mut con = self.redis.clone();
+        match st {
+            Some(st) if expired => {
+                self.terminate(&st).await?;
+                let _: () = con.zrem(EXPIRING, id).await?;
+                Ok(Some(st))
+            }
+            Some(_) => Ok(None),
+            None => {
+                // The state outlived nothing to clean (or was cleaned): forget the entry.
+                let _: () = con.zrem(EXPIRING, id).await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Takes the writer lease of an upload, or answers 423 when another request holds it.

@@ -261,15 +261,27 @@ impl PrivateOrigin {
         rate_limit: &str,
         tail: &str,
     ) -> PrivateOrigin {
+        Self::start_env(st, server_extra, rate_limit, tail, &[]).await
+    }
+
+    /// As [`PrivateOrigin::start_with`], with environment variables (config overrides such
+    /// as `STREAMGATE__UPLOADS__EXPIRY`).
+    pub async fn start_env(
+        st: &Stack,
+        server_extra: &str,
+        rate_limit: &str,
+        tail: &str,
+        env: &[(&str, &str)],
+    ) -> PrivateOrigin {
         let redis = PrivateRedis::start();
         let url = redis.url();
-        Self::launch(st, server_extra, rate_limit, tail, url, Some(redis)).await
+        Self::launch(st, server_extra, rate_limit, tail, env, url, Some(redis)).await
     }
 
     /// A second replica beside `other`: its own listeners, the same Redis (leases, streams,
     /// sessions) and bucket, as two origins behind one balancer run.
     pub async fn start_sharing(st: &Stack, other: &PrivateOrigin) -> PrivateOrigin {
-        Self::launch(st, "", "", "", other.redis_url.clone(), None).await
+        Self::launch(st, "", "", "", &[], other.redis_url.clone(), None).await
     }
 
     async fn launch(
@@ -277,6 +289,7 @@ impl PrivateOrigin {
         server_extra: &str,
         rate_limit: &str,
         tail: &str,
+        env: &[(&str, &str)],
         redis_url: String,
         redis: Option<PrivateRedis>,
     ) -> PrivateOrigin {
@@ -328,7 +341,8 @@ impl PrivateOrigin {
         let proc = Proc::spawn_logged(
             Command::new(st.bin_dir.join("streamgate-origin"))
                 .arg("--config")
-                .arg(&conf),
+                .arg(&conf)
+                .envs(env.iter().copied()),
             &log,
         )
         .holding(ports);

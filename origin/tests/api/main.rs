@@ -1,9 +1,10 @@
 //! Origin's own API against the running stack: listing and editing contents (`listing`), tus
-//! uploads (`uploads`), wallet sign-in (`sign_in`,
+//! uploads (`uploads`) and their expiry (`expiration`), wallet sign-in (`sign_in`,
 //! `sign_in_solana`, `contract_wallet`), content policies (`policies`) and the JWKS an edge
 //! verifies sessions with (`remote_verifier`), and TLS on the public listener (`tls`).
 
 mod contract_wallet;
+mod expiration;
 mod listing;
 mod policies;
 mod remote_verifier;
