@@ -111,7 +111,11 @@ async fn unfinished_uploads_expire_and_their_storage_is_reclaimed() {
     eventually(
         "the sweeper reclaimed the upload",
         Duration::from_secs(20),
-        || async { leftovers(&st, &id, &s3_upload).await == (false, 0) },
+        // The sweeper reclaims the storage first, then resets the content: wait for both.
+        || async {
+            leftovers(&st, &id, &s3_upload).await == (false, 0)
+                && s.content(&id).await["status"] == "awaiting_upload"
+        },
     )
     .await;
     let head = s
