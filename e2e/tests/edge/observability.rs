@@ -83,7 +83,24 @@ impl Drop for Capture {
     }
 }
 
+/// A balancer's trace: its trace id, and the span the edge's must be the child of.
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+/// One segment through `edge` with the balancer's `traceparent`, read to the end (a miss:
+/// the edge fetches it upstream).
+async fn fetch_traced(st: &Stack, edge: &PrivateEdge, id: &str, seg: &str) {
+    let token = edge.mint(st, id);
+    let r = edge
+        .get(
+            st,
+            &format!("/p/{token}/{id}/{seg}"),
+            &[("traceparent", PARENT)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    r.bytes().await.unwrap();
+}
 
 #[tokio::test]
 async fn traceparent_reaches_origin_and_only_trusted_traces_continue() {
@@ -104,16 +121,7 @@ async fn traceparent_reaches_origin_and_only_trusted_traces_continue() {
             "[entitlements]\nstandalone = true\n",
         )
         .await;
-        let token = edge.mint(&st, &id);
-        let r = edge
-            .get(
-                &st,
-                &format!("/p/{token}/{id}/{seg}"),
-                &[("traceparent", PARENT)],
-            )
-            .await;
-        assert_eq!(r.status(), 200);
-        r.bytes().await.unwrap();
+        fetch_traced(&st, &edge, &id, &seg).await;
         let sent = capture.traceparents();
         assert_eq!(sent.len(), 1, "{sent:?}");
         let parts: Vec<&str> = sent[0].split('-').collect();
@@ -123,11 +131,7 @@ async fn traceparent_reaches_origin_and_only_trusted_traces_continue() {
             parts[2], "00f067aa0ba902b7",
             "the edge's own span is the parent"
         );
-        assert_eq!(
-            parts[1] == "4bf92f3577b34da6a3ce929d0e0e4736",
-            continued,
-            "trusted {trusted}: {sent:?}"
-        );
+        assert_eq!(parts[1] == TRACE, continued, "trusted {trusted}: {sent:?}");
         assert_eq!(parts[1].len(), 32);
     }
 }
@@ -320,18 +324,9 @@ async fn edge_and_origin_spans_reach_an_otlp_collector_as_one_trace() {
         &format!("[entitlements]\nstandalone = true\n{log}"),
     )
     .await;
-    let token = edge.mint(&st, &id);
-    let r = edge
-        .get(
-            &st,
-            &format!("/p/{token}/{id}/{seg}"),
-            &[("traceparent", PARENT)],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    r.bytes().await.unwrap();
+    fetch_traced(&st, &edge, &id, &seg).await;
 
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let trace = TRACE;
     streamgate_testkit::eventually("both services exported", Duration::from_secs(20), || {
         let services: Vec<String> = collector.of(trace).into_iter().map(|(s, _)| s).collect();
         async move {
