@@ -79,4 +79,10 @@ if [ ! -d scripts/players/node_modules ] || [ scripts/players/package-lock.json 
   npm ci --prefix scripts/players --silent --no-audit --no-fund
   touch scripts/players/node_modules
 fi
+# The creators' client libraries the tests drive: tus-js-client, standardwebhooks.
+if [ ! -d scripts/clients/node_modules ] || [ scripts/clients/package-lock.json -nt scripts/clients/node_modules ]; then
+  echo "setup: installing the client libraries (npm ci in scripts/clients)"
+  npm ci --prefix scripts/clients --silent --no-audit --no-fund
+  touch scripts/clients/node_modules
+fi
 echo "setup: ok"

@@ -28,6 +28,9 @@ pub enum AppError {
     /// Wrong `Content-Type`.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A tus `Upload-Checksum` did not match the body (nothing of it was stored).
+    #[error("Upload-Checksum does not match the body; nothing of it was stored")]
+    ChecksumMismatch,
     /// tus version not supported.
     #[error("unsupported tus version; this server speaks 1.0.0")]
     TusVersion,
@@ -71,6 +74,11 @@ impl AppError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             AppError::TusVersion => (StatusCode::PRECONDITION_FAILED, "tus_version"),
+            // tus `checksum`: 460 Checksum Mismatch (a status of the tus protocol, not of HTTP).
+            AppError::ChecksumMismatch => (
+                StatusCode::from_u16(460).unwrap_or(StatusCode::BAD_REQUEST),
+                "checksum_mismatch",
+            ),
             AppError::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             AppError::Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, code),
             AppError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),

@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     pub(crate) upload_parts: IntCounter,
     /// Uploads that reached their full length.
     pub(crate) uploads_completed: IntCounter,
+    /// PATCH bodies refused because they did not match `Upload-Checksum`.
+    pub(crate) upload_checksum_failures: IntCounter,
     /// Jobs put on `sg:jobs`.
     pub(crate) jobs_enqueued: IntCounter,
     /// Uploads rejected by the probe (not a video).
@@ -84,6 +86,10 @@ impl Metrics {
             uploads_completed: r.counter(
                 "streamgate_origin_uploads_completed_total",
                 "Uploads completed",
+            )?,
+            upload_checksum_failures: r.counter(
+                "streamgate_origin_upload_checksum_failures_total",
+                "tus PATCH bodies refused (460) because they did not match Upload-Checksum",
             )?,
             jobs_enqueued: r.counter(
                 "streamgate_origin_jobs_enqueued_total",

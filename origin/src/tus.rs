@@ -1,5 +1,6 @@
-//! tus 1.0 resumable uploads at `/v1/uploads` (core protocol, creation,
-//! creation-with-upload and termination extensions). The bytes go to [`crate::uploads`].
+//! tus 1.0 resumable uploads at `/v1/uploads` (core protocol and the creation,
+//! creation-with-upload, creation-defer-length, termination, expiration and checksum
+//! extensions). The bytes go to [`crate::uploads`].
 //!
 //! <https://tus.io/protocols/resumable-upload> — every request but `OPTIONS` must carry
 //! `Tus-Resumable: 1.0.0`; `PATCH` bodies are `application/offset+octet-stream` and must start
@@ -23,11 +24,12 @@ use crate::{
     error::AppResult,
     jobs,
     signin::Authed,
-    uploads::{Stage, UploadState},
+    uploads::{Algo, Checksum, Stage, UploadState},
 };
 
 const TUS_VERSION: &str = "1.0.0";
-const EXTENSIONS: &str = "creation,creation-with-upload,termination,expiration";
+const EXTENSIONS: &str =
+    "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
 
 /// `Upload-Expires` of an unfinished upload (tus `expiration`), as an HTTP date.
 fn expires(app: &AppState, st: &UploadState) -> Option<(&'static str, String)> {
@@ -77,6 +79,55 @@ pub(crate) fn u64_header(h: &HeaderMap, name: &str) -> AppResult<Option<u64>> {
         .map_err(|_| AppError::BadRequest(format!("{name}: out of range: {s:?}")))
 }
 
+/// Parses `Upload-Checksum: <algorithm> <base64 digest>` (tus `checksum`); an algorithm this
+/// server does not list in `Tus-Checksum-Algorithm` is a 400, as the protocol asks.
+pub(crate) fn checksum_header(h: &HeaderMap) -> AppResult<Option<Checksum>> {
+    let Some(v) = h.get("upload-checksum") else {
+        return Ok(None);
+    };
+    let bad = |why: &str| AppError::BadRequest(format!("Upload-Checksum: {why}"));
+    let s = v.to_str().map_err(|_| bad("not ASCII"))?;
+    let (name, b64) = s
+        .split_once(' ')
+        .ok_or_else(|| bad("expected \"<algorithm> <base64 digest>\""))?;
+    let algo = Algo::parse(name).ok_or_else(|| {
+        bad(&format!(
+            "unsupported algorithm {name:?}; supported: {}",
+            Algo::LIST
+        ))
+    })?;
+    let digest = STANDARD
+        .decode(b64.trim())
+        .map_err(|_| bad("the digest is not base64"))?;
+    if digest.len() != algo.len() {
+        return Err(bad(&format!(
+            "a {name} digest has {} bytes, got {}",
+            algo.len(),
+            digest.len()
+        )));
+    }
+    Ok(Some(Checksum { algo, digest }))
+}
+
+/// `Upload-Length`, or the length's deferral (`Upload-Defer-Length: 1`, tus
+/// `creation-defer-length`) as `None`; one of the two is required, not both.
+fn length_header(h: &HeaderMap) -> AppResult<Option<u64>> {
+    let length = u64_header(h, "Upload-Length")?;
+    match (length, h.get("upload-defer-length")) {
+        (Some(_), Some(_)) => Err(AppError::BadRequest(
+            "send Upload-Length or Upload-Defer-Length, not both".into(),
+        )),
+        (None, Some(v)) if v.as_bytes() == b"1" => Ok(None),
+        (None, Some(_)) => Err(AppError::BadRequest(
+            "Upload-Defer-Length: must be 1".into(),
+        )),
+        (None, None) => Err(AppError::BadRequest(
+            "Upload-Length: required (or Upload-Defer-Length: 1)".into(),
+        )),
+        (Some(l), None) => Ok(Some(l)),
+    }
+}
+
 /// Parses `Upload-Metadata`: `key base64,key2 base64,key3`.
 pub(crate) fn parse_metadata(raw: &str) -> AppResult<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
@@ -113,6 +164,7 @@ pub(crate) async fn options(State(app): State<AppState>) -> Response {
     let h = tus_headers(&[
         ("tus-version", TUS_VERSION.into()),
         ("tus-extension", EXTENSIONS.into()),
+        ("tus-checksum-algorithm", Algo::LIST.into()),
         ("tus-max-size", app.cfg.uploads.max_size.to_string()),
     ]);
     (StatusCode::NO_CONTENT, h).into_response()
@@ -127,14 +179,10 @@ pub(crate) async fn create(
     body: Body,
 ) -> AppResult<Response> {
     check_version(&headers)?;
-    if headers.contains_key("upload-defer-length") {
-        return Err(AppError::BadRequest(
-            "Upload-Defer-Length is not supported; send Upload-Length".into(),
-        ));
-    }
-    let length = u64_header(&headers, "Upload-Length")?
-        .ok_or_else(|| AppError::BadRequest("Upload-Length: required".into()))?;
-    if length > app.cfg.uploads.max_size {
+    let length = length_header(&headers)?;
+    if let Some(length) = length
+        && length > app.cfg.uploads.max_size
+    {
         return Err(AppError::TooLarge(format!(
             "Upload-Length {length} exceeds Tus-Max-Size {}",
             app.cfg.uploads.max_size
@@ -182,7 +230,7 @@ pub(crate) async fn create(
         .uploads
         .create(upload_id.clone(), &content_id, &who.0.sub, length, metadata)
         .await?;
-    tracing::info!(%upload_id, %content_id, length, "upload created");
+    tracing::info!(%upload_id, %content_id, ?length, "upload created");
     let location = format!("{}/v1/uploads/{upload_id}", app.cfg.server.public_url);
     let with_body = headers
         .get(header::CONTENT_TYPE)
@@ -236,8 +284,11 @@ pub(crate) async fn head(
     }
     let mut extra = vec![
         ("upload-offset", st.offset().to_string()),
-        ("upload-length", st.length.to_string()),
         ("cache-control", "no-store".into()),
+        match st.length {
+            Some(len) => ("upload-length", len.to_string()),
+            None => ("upload-defer-length", "1".into()),
+        },
     ];
     extra.extend(expires(&app, &st));
     let h = tus_headers(&extra);
@@ -280,24 +331,36 @@ pub(crate) async fn patch(
 }
 
 /// Appends a body and, when the upload is whole, hands it on. The caller holds the lease.
+/// A deferred length is stated here by the request's `Upload-Length` (which must not
+/// contradict a length already known).
 async fn write(
     app: &AppState,
-    st: UploadState,
+    mut st: UploadState,
     offset: u64,
     headers: &HeaderMap,
     body: Body,
 ) -> AppResult<UploadState> {
+    let checksum = checksum_header(headers)?;
+    if let Some(len) = u64_header(headers, "Upload-Length")?
+        && st.length != Some(len)
+    {
+        st.set_length(len, app.cfg.uploads.max_size)?;
+        app.uploads.save(&mut st).await?; // stated once, kept even if the body fails
+    }
+    let (limit, what) = match st.length {
+        Some(l) => (l, "Upload-Length"),
+        None => (app.cfg.uploads.max_size, "Tus-Max-Size"),
+    };
     if let Some(len) = u64_header(headers, "Content-Length")?
-        && offset.saturating_add(len) > st.length
+        && offset.saturating_add(len) > limit
     {
         return Err(AppError::TooLarge(format!(
-            "Upload-Offset {offset} + Content-Length {len} exceeds Upload-Length {}",
-            st.length
+            "Upload-Offset {offset} + Content-Length {len} exceeds {what} {limit}"
         )));
     }
     let mut st = app
         .uploads
-        .append(st, offset, body.into_data_stream())
+        .append(st, offset, body.into_data_stream(), checksum)
         .await?;
     if st.stage == Stage::Stored {
         jobs::finalize(app, &mut st).await?;

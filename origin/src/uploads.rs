@@ -18,6 +18,14 @@
 //!                    └─(request ends early)─► PutObject partial ──► state.partial_len
 //!   last byte ──► UploadPart (last, any size) ──► CompleteMultipartUpload ──► finalize
 //! ```
+//!
+//! A PATCH that carries `Upload-Checksum` (tus `checksum`) is all or nothing: its parts may go
+//! to S3 as they fill, but the state is saved only once the digest of the whole body matches.
+//! On a mismatch (or a body that breaks off) the saved state still names the old parts and the
+//! old partial object, so the next request writes the same part numbers again and S3 never
+//! assembles the refused bytes. An upload whose length is deferred (tus
+//! `creation-defer-length`) has no length until a PATCH states it; until then only
+//! `uploads.max-size` bounds it.
 
 use std::collections::BTreeMap;
 
@@ -34,6 +42,73 @@ use serde::{Deserialize, Serialize};
 use streamgate_config::{UploadsConfig, contract::layout};
 
 use crate::{AppError, error::AppResult, lock::Lease, metrics::METRICS, now_ms};
+
+/// A digest algorithm of tus `checksum` (`Tus-Checksum-Algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Algo {
+    Sha1,
+    Sha256,
+}
+
+impl Algo {
+    /// The algorithms this server verifies, as `Tus-Checksum-Algorithm` lists them.
+    pub(crate) const LIST: &'static str = "sha1,sha256";
+
+    pub(crate) fn parse(name: &str) -> Option<Algo> {
+        match name {
+            "sha1" => Some(Algo::Sha1),
+            "sha256" => Some(Algo::Sha256),
+            _ => None,
+        }
+    }
+
+    /// Digest length in bytes.
+    pub(crate) fn len(self) -> usize {
+        match self {
+            Algo::Sha1 => 20,
+            Algo::Sha256 => 32,
+        }
+    }
+}
+
+/// The digest a request body must have (`Upload-Checksum`).
+#[derive(Debug, Clone)]
+pub(crate) struct Checksum {
+    pub(crate) algo: Algo,
+    pub(crate) digest: Vec<u8>,
+}
+
+/// A running digest of a body being received.
+enum Hasher {
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+}
+
+impl Hasher {
+    fn new(algo: Algo) -> Hasher {
+        use sha2::Digest;
+        match algo {
+            Algo::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            Algo::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        use sha2::Digest;
+        match self {
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Vec<u8> {
+        use sha2::Digest;
+        match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+        }
+    }
+}
 
 /// Unfinished uploads by expiry time (Unix ms): what the sweeper visits.
 const EXPIRING: &str = streamgate_config::contract::keys::UPLOADS_EXPIRING;
@@ -67,7 +142,8 @@ pub(crate) struct UploadState {
     pub(crate) content_id: String,
     /// Session subject of the creator who started it; only they may write to it.
     pub(crate) owner: String,
-    pub(crate) length: u64,
+    /// Total bytes; `None` while deferred (tus `creation-defer-length`).
+    pub(crate) length: Option<u64>,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) stage: Stage,
     /// S3 multipart upload id (absent for empty files).
@@ -95,10 +171,37 @@ impl UploadState {
 
     /// Bytes durably received.
     pub(crate) fn offset(&self) -> u64 {
-        if self.stage != Stage::Receiving {
-            return self.length;
+        match (self.stage, self.length) {
+            (Stage::Receiving, _) | (_, None) => self.written() + self.partial_len,
+            (_, Some(len)) => len,
         }
-        self.parts.iter().map(|p| p.size).sum::<u64>() + self.partial_len
+    }
+
+    /// Bytes in written S3 parts.
+    fn written(&self) -> u64 {
+        self.parts.iter().map(|p| p.size).sum()
+    }
+
+    /// States the length of a deferred upload (tus `creation-defer-length`: the first PATCH
+    /// that knows it sends `Upload-Length`); once set it cannot change.
+    pub(crate) fn set_length(&mut self, length: u64, max: u64) -> AppResult<()> {
+        match self.length {
+            Some(l) if l == length => Ok(()),
+            Some(l) => Err(AppError::BadRequest(format!(
+                "Upload-Length: the upload's length is already {l}"
+            ))),
+            None if length > max => Err(AppError::TooLarge(format!(
+                "Upload-Length {length} exceeds Tus-Max-Size {max}"
+            ))),
+            None if length < self.offset() => Err(AppError::BadRequest(format!(
+                "Upload-Length {length} is below the bytes already received ({})",
+                self.offset()
+            ))),
+            None => {
+                self.length = Some(length);
+                Ok(())
+            }
+        }
     }
 }
 
@@ -140,10 +243,10 @@ impl UploadStore {
         id: String,
         content_id: &str,
         owner: &str,
-        length: u64,
+        length: Option<u64>,
         metadata: BTreeMap<String, String>,
     ) -> AppResult<UploadState> {
-        let s3_upload_id = if length > 0 {
+        let s3_upload_id = if length != Some(0) {
             let out = self
                 .s3
                 .create_multipart_upload()
@@ -202,7 +305,7 @@ impl UploadStore {
     /// Saves the state (a write: the expiry starts again). The record outlives the expiry by
     /// [`SWEEP_GRACE`] so the sweeper can still find what to clean up; unfinished uploads are
     /// listed in [`EXPIRING`] by expiry time.
-    async fn save(&self, st: &mut UploadState) -> AppResult<()> {
+    pub(crate) async fn save(&self, st: &mut UploadState) -> AppResult<()> {
         st.touched_at = now_ms();
         let json = serde_json::to_string(st)
             .map_err(|e| AppError::Internal(format!("serialize upload state: {e}")))?;
@@ -263,24 +366,26 @@ impl UploadStore {
     }
 
     /// Appends `body` at `offset`. Returns the state after the bytes received were made
-    /// durable. A body that breaks off mid-way still saves what arrived, then reports the error.
+    /// durable. A body that breaks off mid-way still saves what arrived, then reports the error;
+    /// with a `checksum`, nothing of the body is kept unless all of it arrived and matches.
     pub(crate) async fn append<S, E>(
         &self,
         mut st: UploadState,
         offset: u64,
         body: S,
+        checksum: Option<Checksum>,
     ) -> AppResult<UploadState>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
         if st.stage != Stage::Receiving {
-            if offset == st.length {
+            if offset == st.offset() {
                 return Ok(st);
             }
             return Err(AppError::Conflict(format!(
                 "upload is complete; Upload-Offset must be {}",
-                st.length
+                st.offset()
             )));
         }
         if offset != st.offset() {
@@ -316,11 +421,27 @@ impl UploadStore {
             }
             buf.extend_from_slice(&bytes);
         }
-        let result = self.pump(&mut st, &mut buf, body, part_size).await;
-        // Whatever happened, make the buffered bytes durable before answering.
-        let flushed = self.flush(&mut st, buf).await;
-        result?;
-        flushed?;
+        let Some(checksum) = checksum else {
+            let result = self.pump(&mut st, &mut buf, body, part_size, None).await;
+            // Whatever happened, make the buffered bytes durable before answering.
+            let flushed = self.flush(&mut st, buf).await;
+            result?;
+            flushed?;
+            return Ok(st);
+        };
+        // All or nothing: on any failure the saved state is left as it was.
+        let mut hasher = Hasher::new(checksum.algo);
+        let parts_before = st.parts.len();
+        self.pump(&mut st, &mut buf, body, part_size, Some(&mut hasher))
+            .await?;
+        if hasher.finish() != checksum.digest {
+            METRICS.upload_checksum_failures.inc();
+            return Err(AppError::ChecksumMismatch);
+        }
+        if st.parts.len() > parts_before {
+            self.save(&mut st).await?; // the parts written while unverified
+        }
+        self.flush(&mut st, buf).await?;
         Ok(st)
     }
 
@@ -330,34 +451,42 @@ impl UploadStore {
         buf: &mut BytesMut,
         mut body: S,
         part_size: usize,
+        mut hasher: Option<&mut Hasher>,
     ) -> AppResult<()>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let written = |st: &UploadState| st.parts.iter().map(|p| p.size).sum::<u64>();
+        // A deferred length is bounded by the size limit until it is known.
+        let (limit, what) = match st.length {
+            Some(l) => (l, "Upload-Length"),
+            None => (self.cfg.max_size, "Tus-Max-Size"),
+        };
+        let save = hasher.is_none();
         while let Some(chunk) = body.next().await {
             let chunk =
                 chunk.map_err(|e| AppError::BadRequest(format!("body ended early: {e}")))?;
             METRICS.upload_bytes.inc_by(chunk.len() as u64);
-            if written(st) + (buf.len() + chunk.len()) as u64 > st.length {
-                let room = st.length - written(st) - buf.len() as u64;
+            if let Some(h) = hasher.as_deref_mut() {
+                h.update(&chunk);
+            }
+            if st.written() + (buf.len() + chunk.len()) as u64 > limit {
+                let room = limit - st.written() - buf.len() as u64;
                 buf.extend_from_slice(&chunk[..room as usize]);
-                return Err(AppError::TooLarge(format!(
-                    "body runs past Upload-Length {}",
-                    st.length
-                )));
+                return Err(AppError::TooLarge(format!("body runs past {what} {limit}")));
             }
             buf.extend_from_slice(&chunk);
             while buf.len() >= part_size {
                 let part = buf.split_to(part_size).freeze();
-                self.put_part(st, part).await?;
+                self.put_part(st, part, save).await?;
             }
         }
         Ok(())
     }
 
-    async fn put_part(&self, st: &mut UploadState, data: Bytes) -> AppResult<()> {
+    /// Writes part `n + 1`; `save` records it at once (a checksummed body records its parts
+    /// only once the digest matched).
+    async fn put_part(&self, st: &mut UploadState, data: Bytes, save: bool) -> AppResult<()> {
         let upload_id = st
             .s3_upload_id
             .clone()
@@ -383,16 +512,15 @@ impl UploadStore {
         // The partial object's bytes went into this part: they are no longer pending.
         st.partial_len = 0;
         METRICS.upload_parts.inc();
-        self.save(st).await
+        if save { self.save(st).await } else { Ok(()) }
     }
 
     /// Saves what is buffered: as the last part when the file is complete, else as the partial
     /// object.
     async fn flush(&self, st: &mut UploadState, buf: BytesMut) -> AppResult<()> {
-        let written: u64 = st.parts.iter().map(|p| p.size).sum();
-        if written + buf.len() as u64 == st.length {
+        if st.length == Some(st.written() + buf.len() as u64) {
             if !buf.is_empty() || (st.parts.is_empty() && st.s3_upload_id.is_some()) {
-                self.put_part(st, buf.freeze()).await?;
+                self.put_part(st, buf.freeze(), true).await?;
             }
             return self.complete(st).await;
         }
@@ -471,7 +599,7 @@ impl UploadStore {
         st.partial_len = 0;
         st.stage = Stage::Stored;
         METRICS.uploads_completed.inc();
-        tracing::info!(upload_id = %st.id, content_id = %st.content_id, bytes = st.length, "upload stored");
+        tracing::info!(upload_id = %st.id, content_id = %st.content_id, bytes = st.offset(), "upload stored");
         self.save(st).await
     }
 

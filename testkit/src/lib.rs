@@ -6,7 +6,7 @@
 //!   [`TusClient`](streamgate_loadtest::tus::TusClient)), token minting, S3 and metrics.
 //! - [`private`]: processes a test owns — [`PrivateEdge`], [`PrivateOrigin`],
 //!   [`PrivateTranscoder`], [`PrivateRedis`], [`PersistentRedis`], [`RedisCluster`], [`Anvil`], [`PrivateS3`],
-//!   [`Forwarder`], [`Balancer`] — killed on drop, never the stack's own.
+//!   [`Forwarder`], [`CuttingForwarder`], [`Balancer`] — killed on drop, never the stack's own.
 //! - [`ports`]: loopback ports that cannot race (reserved below the ephemeral range, held by a
 //!   lock file while in use).
 //! - [`proc`]: [`Proc`] (a child killed with its process group on drop), waiting for ports and
@@ -33,8 +33,8 @@ pub use metrics::metric;
 pub use nix::sys::signal::Signal;
 pub use ports::{Ports, reserve};
 pub use private::{
-    Anvil, Balancer, Forwarder, PersistentRedis, PrivateEdge, PrivateOrigin, PrivateRedis,
-    PrivateS3, PrivateTranscoder, RedisCluster, dead_port,
+    Anvil, Balancer, CuttingForwarder, Forwarder, PersistentRedis, PrivateEdge, PrivateOrigin,
+    PrivateRedis, PrivateS3, PrivateTranscoder, RedisCluster, dead_port,
 };
 pub use proc::{Proc, eventually, signal_pid, wait_answers, wait_tcp};
 pub use stack::{Stack, grant, repo_root};

@@ -498,6 +498,93 @@ impl Forwarder {
     }
 }
 
+/// A TCP forwarder that cuts the first connection over which more than `after` bytes went
+/// from client to server (both directions dropped mid-request, as a flaky network does);
+/// every other connection is forwarded whole. Its target is set after it listens
+/// ([`CuttingForwarder::forward_to`]), so a server can be told the forwarder's URL as its
+/// public one. [`CuttingForwarder::has_cut`] tells whether it has cut yet. Stopped on drop.
+pub struct CuttingForwarder {
+    /// The loopback port it listens on.
+    pub port: u16,
+    target: std::sync::Arc<std::sync::OnceLock<String>>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    _tasks: tokio::task::JoinSet<()>,
+}
+
+impl CuttingForwarder {
+    /// Listens on a fresh loopback port, to cut once after `after` bytes upstream on one
+    /// connection.
+    pub async fn start(after: u64) -> CuttingForwarder {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let target = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (t, c) = (target.clone(), cut.clone());
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let (target, cut) = (t.clone(), c.clone());
+                conns.spawn(async move {
+                    let Some(target) = target.get() else {
+                        return; // no target yet: refuse by closing
+                    };
+                    let Ok(out) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = inbound.into_split();
+                    let (mut sr, mut sw) = out.into_split();
+                    let down = tokio::io::copy(&mut sr, &mut cw);
+                    let up = async {
+                        let mut sent = 0u64;
+                        let mut buf = vec![0u8; 64 * 1024];
+                        loop {
+                            let n = cr.read(&mut buf).await?;
+                            if n == 0 {
+                                return sw.shutdown().await;
+                            }
+                            sent += n as u64;
+                            if sent > after && !cut.swap(true, Ordering::SeqCst) {
+                                // The cut: both halves of both sockets are dropped on return.
+                                return Err(std::io::Error::other("cut"));
+                            }
+                            sw.write_all(&buf[..n]).await?;
+                        }
+                    };
+                    // Either direction ending (or the cut) ends the connection.
+                    tokio::select! {
+                        _ = down => {}
+                        _ = up => {}
+                    }
+                });
+            }
+        });
+        CuttingForwarder {
+            port,
+            target,
+            cut,
+            _tasks: tasks,
+        }
+    }
+
+    /// Where connections go (`host:port`); set once.
+    pub fn forward_to(&self, target: &str) {
+        self.target
+            .set(target.to_owned())
+            .expect("the target is set once");
+    }
+
+    /// Whether the one cut has happened.
+    pub fn has_cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A round-robin TCP balancer on a loopback port, as an L4 load balancer in front of several
 /// edges or origins: each new connection goes to the next live target (a target that refuses
 /// the connection is skipped, as a health-checking balancer would). Targets can be taken out

@@ -350,6 +350,20 @@ impl Stack {
 }
 
 impl Stack {
+    /// The uploaded source of `content_id` as stored in S3 (`uploads/{id}/source`), or `None`
+    /// when there is none.
+    pub async fn stored_source(&self, content_id: &str) -> Option<Vec<u8>> {
+        let obj = self
+            .s3()
+            .get_object()
+            .bucket(&self.bucket)
+            .key(format!("uploads/{content_id}/source"))
+            .send()
+            .await
+            .ok()?;
+        Some(obj.body.collect().await.unwrap().into_bytes().to_vec())
+    }
+
     /// A key of the stack's env file.
     pub fn env_value(&self, key: &str) -> String {
         let env = std::fs::read_to_string(self.stack_dir.join("env")).unwrap();
