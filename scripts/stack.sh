@@ -131,6 +131,12 @@ url = "redis://127.0.0.1:$REDIS_PORT"
 [uploads]
 part-size = "5MiB"
 
+# the local stack's receivers listen on loopback; quick retries so a test sees them
+[webhooks]
+allow-private-targets = true
+backoff = "250ms"
+max-backoff = "2s"
+
 [auth]
 domain = "127.0.0.1:$ORIGIN_PORT"
 allowed-uris = ["http://127.0.0.1:$ORIGIN_PORT", "http://127.0.0.1:$EDGE_PORT", "http://localhost:$EDGE_PORT"]

@@ -370,6 +370,32 @@ pub mod keys {
     }
     /// Unfinished uploads by expiry time: a sorted set of upload ids.
     pub const UPLOADS_EXPIRING: &str = "sg:uploads:expiring";
+    /// Webhook events as origin emits them (a stream; consumer group `webhooks` fans them out
+    /// to the owner's endpoints).
+    pub const WEBHOOK_EVENTS: &str = "sg:wh:events";
+    /// Deliveries waiting or being tried: a sorted set of `{endpoint}/{message}` by due time
+    /// (Unix ms).
+    pub const WEBHOOK_DUE: &str = "sg:wh:due";
+    /// Tries made per delivery (`{endpoint}/{message}` → count).
+    pub const WEBHOOK_TRIES: &str = "sg:wh:tries";
+    /// Deliveries given up after `webhooks.max-attempts` (a stream).
+    pub const WEBHOOK_DEAD: &str = "sg:wh:dead";
+    /// One webhook endpoint (JSON, with its signing secret).
+    pub fn webhook_endpoint(id: &str) -> String {
+        format!("sg:wh:ep:{id}")
+    }
+    /// A creator's endpoints (a set of ids).
+    pub fn webhook_owner(owner: &str) -> String {
+        format!("sg:wh:owner:{owner}")
+    }
+    /// One event's payload, kept while deliveries of it may still be tried.
+    pub fn webhook_message(msg_id: &str) -> String {
+        format!("sg:wh:msg:{msg_id}")
+    }
+    /// An endpoint's delivery log (a list, newest first, trimmed).
+    pub fn webhook_log(id: &str) -> String {
+        format!("sg:wh:log:{id}")
+    }
     /// Prefix of the creators' content index (origin's `index` module builds the rest).
     pub const CONTENT_INDEX_PREFIX: &str = "sg:idx:";
     /// An owner's index set: `all` or a status name.

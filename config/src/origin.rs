@@ -37,6 +37,9 @@ pub struct OriginFile {
     /// `[probe]`.
     #[serde(default)]
     pub probe: ProbeConfig,
+    /// `[webhooks]`.
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
     /// `[auth]`: wallet sign-in and sessions (required: see its `domain`).
     pub auth: AuthSection,
     /// `[log]`.
@@ -115,6 +118,61 @@ pub struct ProbeConfig {
     pub timeout: Duration,
 }
 
+/// `[webhooks]`: creators' webhook endpoints and their delivery (Standard Webhooks).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WebhooksConfig {
+    /// Deliver to (and accept) targets on loopback, private, link-local and other non-public
+    /// addresses. Off in production: a webhook URL must not reach into the operator's network.
+    #[serde(default)]
+    pub allow_private_targets: bool,
+    /// Tries per event and endpoint before it goes to the dead letter stream.
+    #[serde(default = "default_webhook_attempts")]
+    pub max_attempts: u32,
+    /// Delay before the first retry; it doubles on each retry (with jitter) up to
+    /// `max-backoff`.
+    #[serde(default = "default_webhook_backoff", with = "duration")]
+    pub backoff: Duration,
+    /// Longest delay between two tries.
+    #[serde(default = "default_webhook_max_backoff", with = "duration")]
+    pub max_backoff: Duration,
+    /// Time allowed for one delivery (connect, send, status line).
+    #[serde(default = "default_webhook_timeout", with = "duration")]
+    pub timeout: Duration,
+    /// Endpoints one creator may register.
+    #[serde(default = "default_webhook_endpoints")]
+    pub max_endpoints: usize,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        Self {
+            allow_private_targets: false,
+            max_attempts: default_webhook_attempts(),
+            backoff: default_webhook_backoff(),
+            max_backoff: default_webhook_max_backoff(),
+            timeout: default_webhook_timeout(),
+            max_endpoints: default_webhook_endpoints(),
+        }
+    }
+}
+
+fn default_webhook_attempts() -> u32 {
+    8
+}
+fn default_webhook_backoff() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_webhook_max_backoff() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_webhook_endpoints() -> usize {
+    10
+}
+
 /// Origin's validated configuration.
 #[derive(Debug, Clone)]
 pub struct OriginConfig {
@@ -128,6 +186,8 @@ pub struct OriginConfig {
     pub uploads: UploadsConfig,
     /// `[probe]`.
     pub probe: ProbeConfig,
+    /// `[webhooks]`.
+    pub webhooks: WebhooksConfig,
     /// `[auth]`, keys resolved.
     pub auth: AuthConfig,
     /// `[log]`.
@@ -228,6 +288,30 @@ impl OriginFile {
         }
         positive("uploads.expiry", u.expiry)?;
         positive("probe.timeout", self.probe.timeout)?;
+        let w = &self.webhooks;
+        if !(1..=50).contains(&w.max_attempts) {
+            return Err(ConfigError::invalid(
+                "webhooks.max-attempts",
+                w.max_attempts,
+                "must be between 1 and 50",
+            ));
+        }
+        positive("webhooks.backoff", w.backoff)?;
+        positive("webhooks.timeout", w.timeout)?;
+        if w.max_backoff < w.backoff {
+            return Err(ConfigError::invalid(
+                "webhooks.max-backoff",
+                humantime::format_duration(w.max_backoff),
+                "must be at least webhooks.backoff",
+            ));
+        }
+        if w.max_endpoints == 0 {
+            return Err(ConfigError::invalid(
+                "webhooks.max-endpoints",
+                0,
+                "must be positive",
+            ));
+        }
         Ok(OriginConfig {
             s3: self.s3.resolve(env)?,
             auth: self.auth.resolve(env)?,
@@ -235,6 +319,7 @@ impl OriginFile {
             redis: self.redis,
             uploads: self.uploads,
             probe: self.probe,
+            webhooks: self.webhooks,
             log: self.log,
             edge_keys,
             trusted_proxies,

@@ -25,6 +25,7 @@ use crate::{
     error::AppResult,
     now_ms,
     signin::{Authed, MaybeAuthed, publish},
+    webhooks,
 };
 
 /// Body of `POST /v1/contents`.
@@ -204,6 +205,11 @@ pub(crate) async fn put_policy(
         },
     )
     .await?;
+    if let Some(owner) = rec.owner.as_deref() {
+        // Each change is its own message (two identical PUTs are two changes).
+        let data = json!({ "content_id": id, "policy": rec.policy });
+        webhooks::emit(&st, owner, "content.policy_changed", &new_id(16), data).await;
+    }
     tracing::info!(content_id = %id, "policy changed");
     Ok(Json(rec))
 }
@@ -219,7 +225,7 @@ pub(crate) async fn delete(
         return Err(AppError::BadRequest("malformed content id".into()));
     }
     // Record first: once it is a tombstone nothing is served, whatever the cleanup below leaves.
-    st.catalog.delete(&id, |r| ensure_owner(r, &who)).await?;
+    let rec = st.catalog.delete(&id, |r| ensure_owner(r, &who)).await?;
     remove_files(&st, &id).await?;
     purge_edge_l2(&st, &id).await;
     publish(
@@ -229,6 +235,16 @@ pub(crate) async fn delete(
         },
     )
     .await?;
+    if let Some(owner) = rec.owner.as_deref() {
+        webhooks::emit(
+            &st,
+            owner,
+            "content.deleted",
+            &id,
+            json!({ "content_id": id }),
+        )
+        .await;
+    }
     tracing::info!(content_id = %id, "content deleted");
     Ok(StatusCode::NO_CONTENT)
 }

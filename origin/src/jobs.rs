@@ -17,14 +17,17 @@ use streamgate_config::contract::{
 };
 use tokio::sync::watch;
 
+use serde_json::json;
+
 use crate::{
     AppError, AppState,
-    catalog::Status,
+    catalog::{ContentRecord, Status},
     error::AppResult,
     metrics::METRICS,
     now_ms,
     probe::{self, Probe},
     uploads::UploadState,
+    webhooks,
 };
 
 /// Probes a stored upload and either queues a transcode job or fails the content.
@@ -32,6 +35,15 @@ use crate::{
 /// Idempotent: a client that retries the last PATCH after a transient failure (ffprobe could
 /// not reach S3, Redis down) runs it again.
 pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<()> {
+    // Every byte is stored (a retried finalize emits the same message: its cause is the upload).
+    webhooks::emit(
+        app,
+        &up.owner,
+        "upload.completed",
+        &up.id,
+        json!({ "content_id": up.content_id, "upload_id": up.id, "bytes": up.offset() }),
+    )
+    .await;
     let source_key = layout::source_key(&up.content_id);
     let presign = PresigningConfig::expires_in(probe::PRESIGN_TTL)
         .map_err(|e| AppError::Internal(format!("presign config: {e}")))?;
@@ -53,10 +65,18 @@ pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<
             app.catalog
                 .update(&up.content_id, |r| {
                     r.status = Status::Failed;
-                    r.error = Some(reason);
+                    r.error = Some(reason.clone());
                     Ok(true)
                 })
                 .await?;
+            webhooks::emit(
+                app,
+                &up.owner,
+                "content.failed",
+                &up.id,
+                json!({ "content_id": up.content_id, "status": "failed", "error": reason }),
+            )
+            .await;
         }
         Probe::Video {
             width,
@@ -167,14 +187,17 @@ pub(crate) async fn consume_events(
     }
 }
 
-async fn consume_once(
-    app: &AppState,
+/// The next entries of `stream` for `consumer` of `group` (created, from the start, if
+/// missing): entries another consumer left pending for `claim_idle_ms` first, else new ones
+/// (blocking up to 5 s). Shared by the events consumer and webhook fan-out.
+pub(crate) async fn read_group(
     con: &mut ConnectionManager,
+    stream: &str,
+    group: &str,
     consumer: &str,
-) -> RedisResult<()> {
-    let created: RedisResult<()> = con
-        .xgroup_create_mkstream(EVENTS_STREAM, EVENTS_GROUP, "0")
-        .await;
+    claim_idle_ms: u64,
+) -> RedisResult<Vec<StreamId>> {
+    let created: RedisResult<()> = con.xgroup_create_mkstream(stream, group, "0").await;
     if let Err(e) = created
         && e.code() != Some("BUSYGROUP")
     {
@@ -182,26 +205,33 @@ async fn consume_once(
     }
     let claimed: StreamAutoClaimReply = con
         .xautoclaim_options(
-            EVENTS_STREAM,
-            EVENTS_GROUP,
+            stream,
+            group,
             consumer,
-            60_000,
+            claim_idle_ms,
             "0-0",
             StreamAutoClaimOptions::default().count(16),
         )
         .await?;
-    let mut entries = claimed.claimed;
-    if entries.is_empty() {
-        let opts = StreamReadOptions::default()
-            .group(EVENTS_GROUP, consumer)
-            .count(32)
-            .block(5_000);
-        let reply: Option<StreamReadReply> =
-            con.xread_options(&[EVENTS_STREAM], &[">"], &opts).await?;
-        entries = reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
-            .unwrap_or_default();
+    if !claimed.claimed.is_empty() {
+        return Ok(claimed.claimed);
     }
+    let opts = StreamReadOptions::default()
+        .group(group, consumer)
+        .count(32)
+        .block(5_000);
+    let reply: Option<StreamReadReply> = con.xread_options(&[stream], &[">"], &opts).await?;
+    Ok(reply
+        .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+        .unwrap_or_default())
+}
+
+async fn consume_once(
+    app: &AppState,
+    con: &mut ConnectionManager,
+    consumer: &str,
+) -> RedisResult<()> {
+    let entries = read_group(con, EVENTS_STREAM, EVENTS_GROUP, consumer, 60_000).await?;
     for entry in entries {
         handle_entry(app, &entry).await;
         let _: i64 = con.xack(EVENTS_STREAM, EVENTS_GROUP, &[&entry.id]).await?;
@@ -230,8 +260,19 @@ async fn handle_entry(app: &AppState, entry: &StreamId) {
     let id = ev.content_id().to_owned();
     // Retry storage errors a few times; an event is never dropped for a passing S3 fault.
     for attempt in 0..5u32 {
-        match app.catalog.update(&id, |rec| Ok(apply(rec, &ev))).await {
-            Ok(_) => {
+        let mut changed = false;
+        let updated = app
+            .catalog
+            .update(&id, |rec| {
+                changed = apply(rec, &ev);
+                Ok(changed)
+            })
+            .await;
+        match updated {
+            Ok(rec) => {
+                if changed {
+                    notify(app, &rec, &ev, &entry.id.to_string()).await;
+                }
                 METRICS.events.with_label_values(&[kind]).inc();
                 if !matches!(ev, Event::Progress { .. }) {
                     tracing::info!(content_id = %id, kind, "catalog updated");
@@ -248,6 +289,31 @@ async fn handle_entry(app: &AppState, entry: &StreamId) {
             }
         }
     }
+}
+
+/// Tells the owner's webhooks that a transcode ended (`content.ready`, `content.failed`); the
+/// stream entry id makes a re-read entry the same message.
+async fn notify(app: &AppState, rec: &ContentRecord, ev: &Event, entry_id: &str) {
+    let Some(owner) = rec.owner.as_deref() else {
+        return;
+    };
+    let (kind, data) = match ev {
+        Event::Ready { .. } => (
+            "content.ready",
+            json!({
+                "content_id": rec.id,
+                "status": "ready",
+                "duration_s": rec.duration_s,
+                "renditions": rec.renditions,
+            }),
+        ),
+        Event::Failed { .. } => (
+            "content.failed",
+            json!({ "content_id": rec.id, "status": "failed", "error": rec.error }),
+        ),
+        Event::Started { .. } | Event::Progress { .. } => return,
+    };
+    webhooks::emit(app, owner, kind, entry_id, data).await;
 }
 
 /// An event for a content that is no longer there. A transcoder that was working when its

@@ -14,6 +14,8 @@
 //!   JWTs and the JWKS, logout; its `Authed` extractor guards creator routes (owner checks).
 //!   `contract_wallet` asks the chain (EIP-1271, EIP-6492, alloy over `[auth.evm-rpc]`) when a
 //!   SIWE signature is not the address's own.
+//! - `webhooks`: creators' endpoints (`/v1/webhooks`), the events origin emits about their
+//!   contents, and their signed delivery (Standard Webhooks) with retries and a dead letter.
 //! - `metrics`, `error`: Prometheus metrics and the JSON error type.
 //! - `fuzz` (hidden): tus header and `Range` parsing with their invariants, for `fuzz/`.
 //!
@@ -49,6 +51,7 @@ mod signin;
 mod tls;
 mod tus;
 mod uploads;
+mod webhooks;
 
 use std::{future::IntoFuture, sync::Arc, time::Duration};
 
@@ -178,6 +181,9 @@ pub fn app(state: AppState) -> Router {
             "/v1/contents/{id}/policy",
             axum::routing::put(contents::put_policy),
         )
+        .route("/v1/webhooks", post(webhooks::create).get(webhooks::list))
+        .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .layer(DefaultBodyLimit::max(json_limit));
     served(routes.merge(uploads), state)
 }
@@ -333,6 +339,8 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
         stop_rx.clone(),
     ));
     let sweeper = tokio::spawn(tus::sweep_expired(state.clone(), stop_rx.clone()));
+    let hooks_redis = redis_manager(&state.cfg, Some(Duration::from_secs(10)))?;
+    let hooks = tokio::spawn(webhooks::run(state.clone(), hooks_redis, stop_rx.clone()));
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -374,6 +382,7 @@ pub async fn run(cfg: OriginConfig) -> Result<(), StartError> {
     signal.abort();
     let _ = consumer.await;
     let _ = sweeper.await;
+    let _ = hooks.await;
     served?;
     tracing::info!("origin stopped");
     Ok(())

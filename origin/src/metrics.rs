@@ -38,6 +38,12 @@ pub(crate) struct Metrics {
     pub(crate) media_bytes: IntCounter,
     /// Requests refused by a rate limit, by limit.
     pub(crate) rate_limited: IntCounterVec,
+    /// Webhook events emitted, by type (`lost` when Redis refused one).
+    pub(crate) webhook_events: IntCounterVec,
+    /// Webhook delivery tries, by outcome (`delivered`, `failed`, `dead`).
+    pub(crate) webhook_deliveries: IntCounterVec,
+    /// Webhook targets refused (non-public address, at registration or delivery).
+    pub(crate) webhook_refused_targets: IntCounter,
     /// Sign-in outcomes, by method (`siwe`, `siwe_1271` for contract wallets, `siws`) and result
     /// code (`ok` or the refusal reason).
     pub(crate) sign_ins: IntCounterVec,
@@ -90,6 +96,22 @@ impl Metrics {
             upload_checksum_failures: r.counter(
                 "streamgate_origin_upload_checksum_failures_total",
                 "tus PATCH bodies refused (460) because they did not match Upload-Checksum",
+            )?,
+            webhook_events: r.counter_vec(
+                "streamgate_origin_webhook_events_total",
+                "Webhook events emitted, by type",
+                &["type"],
+                &[],
+            )?,
+            webhook_deliveries: r.counter_vec(
+                "streamgate_origin_webhook_deliveries_total",
+                "Webhook delivery tries, by outcome",
+                &["outcome"],
+                &[&["delivered"], &["failed"], &["dead"]],
+            )?,
+            webhook_refused_targets: r.counter(
+                "streamgate_origin_webhook_refused_targets_total",
+                "Webhook targets refused as not public",
             )?,
             jobs_enqueued: r.counter(
                 "streamgate_origin_jobs_enqueued_total",

@@ -15,3 +15,4 @@ mod tls;
 mod tus_extensions;
 mod tus_js;
 mod uploads;
+mod webhooks;
