@@ -161,6 +161,26 @@ pub struct Rendition {
     pub bandwidth: u64,
 }
 
+/// What a package has besides its renditions, from the same FFmpeg run: paths are relative to
+/// the content (`media/{id}/…`), served gated through the edge like segments.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artwork {
+    /// The poster JPEG (`poster.jpg`), when the source had a frame to make it from.
+    pub poster: Option<String>,
+    /// The WebVTT storyboard (`thumbs/storyboard.vtt`): cues covering the duration, each
+    /// naming a tile of a thumbnail sheet (`sprite-001.jpg#xywh=x,y,w,h`).
+    pub storyboard: String,
+    /// Size of one thumbnail tile.
+    pub thumbnail_width: u32,
+    /// Size of one thumbnail tile.
+    pub thumbnail_height: u32,
+    /// Seconds between two thumbnails.
+    pub interval_s: u32,
+    /// The rungs' HLS I-frame playlists (`360p/iframes.m3u8`), listed in the master by
+    /// `#EXT-X-I-FRAME-STREAM-INF`.
+    pub iframe_playlists: Vec<String>,
+}
+
 /// A message on [`EVENTS_STREAM`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -191,6 +211,9 @@ pub enum Event {
         duration_s: f64,
         /// Whether an audio track was packaged.
         has_audio: bool,
+        /// Poster, storyboard and I-frame playlists (absent from older transcoders).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        artwork: Option<Artwork>,
     },
     /// The job cannot succeed (bad input) or ran out of attempts.
     Failed {

@@ -75,6 +75,9 @@ pub struct ContentRecord {
     /// Whether the package has audio, once ready.
     #[serde(default)]
     pub has_audio: Option<bool>,
+    /// Poster, storyboard and I-frame playlists, once ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artwork: Option<streamgate_config::contract::Artwork>,
     /// The current tus upload, if any.
     #[serde(default)]
     pub upload_id: Option<String>,
@@ -247,6 +250,7 @@ impl Catalog {
                 duration_s: None,
                 error: None,
                 has_audio: None,
+                artwork: None,
                 upload_id: None,
                 created_at: rec.created_at,
                 updated_at: now,

@@ -77,6 +77,7 @@ pub(crate) async fn create(
         duration_s: None,
         error: None,
         has_audio: None,
+        artwork: None,
         upload_id: None,
         created_at: now,
         updated_at: now,
@@ -108,6 +109,8 @@ pub(crate) struct PublicView<'a> {
     duration_s: Option<f64>,
     error: Option<&'a str>,
     has_audio: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    artwork: Option<&'a streamgate_config::contract::Artwork>,
 }
 
 impl<'a> From<&'a ContentRecord> for PublicView<'a> {
@@ -125,6 +128,7 @@ impl<'a> From<&'a ContentRecord> for PublicView<'a> {
             duration_s: r.duration_s,
             error: r.error.as_deref(),
             has_audio: r.has_audio,
+            artwork: r.artwork.as_ref(),
         }
     }
 }

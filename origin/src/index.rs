@@ -202,6 +202,7 @@ mod tests {
             duration_s: None,
             error: None,
             has_audio: None,
+            artwork: None,
             upload_id: None,
             created_at: at,
             updated_at: at,

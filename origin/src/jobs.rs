@@ -137,6 +137,7 @@ fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
             renditions,
             duration_s,
             has_audio,
+            artwork,
             ..
         } => {
             rec.status = Status::Ready;
@@ -144,6 +145,7 @@ fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
             rec.renditions = renditions.clone();
             rec.duration_s = Some(*duration_s);
             rec.has_audio = Some(*has_audio);
+            rec.artwork = artwork.clone();
             rec.error = None;
             true
         }
@@ -358,6 +360,7 @@ mod tests {
             duration_s: None,
             error: None,
             has_audio: None,
+            artwork: None,
             upload_id: None,
             created_at: 0,
             updated_at: 0,
@@ -380,6 +383,7 @@ mod tests {
             renditions: vec![],
             duration_s: 6.0,
             has_audio: true,
+            artwork: None,
         };
         assert!(apply(&mut r, &ready));
         assert_eq!(

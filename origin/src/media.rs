@@ -28,6 +28,7 @@ fn content_type(path: &str) -> &'static str {
         Some("mp4") => "video/mp4",
         Some("m4a") => "audio/mp4",
         Some("vtt") => "text/vtt",
+        Some("jpg") => "image/jpeg",
         _ => "application/octet-stream",
     }
 }
@@ -247,5 +248,6 @@ mod tests {
         assert_eq!(content_type("720p/seg-00001.m4s"), "video/iso.segment");
         assert_eq!(content_type("master.m3u8"), "application/vnd.apple.mpegurl");
         assert_eq!(content_type("manifest.mpd"), "application/dash+xml");
+        assert_eq!(content_type("poster.jpg"), "image/jpeg");
     }
 }

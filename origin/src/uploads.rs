@@ -395,7 +395,9 @@ impl UploadStore {
             )));
         }
         let part_size = self.cfg.part_size as usize;
-        let mut buf = BytesMut::with_capacity(part_size.min(1 << 20));
+        // Exactly one part: the buffer is never grown (growing doubles it, and the allocator
+        // keeps what it freed), so an upload in progress holds one part of memory.
+        let mut buf = BytesMut::with_capacity(part_size);
         if let (Some(key), true) = (&st.partial, st.partial_len > 0) {
             let obj = self
                 .s3
@@ -472,13 +474,34 @@ impl UploadStore {
             }
             if st.written() + (buf.len() + chunk.len()) as u64 > limit {
                 let room = limit - st.written() - buf.len() as u64;
-                buf.extend_from_slice(&chunk[..room as usize]);
+                self.fill(st, buf, &chunk[..room as usize], part_size, save)
+                    .await?;
                 return Err(AppError::TooLarge(format!("body runs past {what} {limit}")));
             }
-            buf.extend_from_slice(&chunk);
-            while buf.len() >= part_size {
-                let part = buf.split_to(part_size).freeze();
+            self.fill(st, buf, &chunk, part_size, save).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends `data` to the part buffer, writing each part as it fills. The buffer never
+    /// holds more than one part, and a written part's memory is freed before the next one is
+    /// allocated.
+    async fn fill(
+        &self,
+        st: &mut UploadState,
+        buf: &mut BytesMut,
+        mut data: &[u8],
+        part_size: usize,
+        save: bool,
+    ) -> AppResult<()> {
+        while !data.is_empty() {
+            let take = (part_size - buf.len()).min(data.len());
+            buf.extend_from_slice(&data[..take]);
+            data = &data[take..];
+            if buf.len() == part_size {
+                let part = std::mem::take(buf).freeze();
                 self.put_part(st, part, save).await?;
+                *buf = BytesMut::with_capacity(part_size);
             }
         }
         Ok(())

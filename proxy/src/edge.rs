@@ -695,6 +695,18 @@ impl ProxyHttp for Edge {
         if ctx.prefix.is_some() {
             return pingora::proxy::RangeType::None;
         }
+        // A range answered on a miss (the response streams from origin while the cache fills)
+        // leaves Pingora 0.9 stuck: the next request of that HTTP/1.1 connection is never read
+        // and the object's cache lock dangles (and a connection closed instead makes the
+        // object uncacheable). A miss is therefore answered whole, 200 — RFC 9110 §14.2 lets a
+        // server ignore Range — and ranges are served from the cache once it holds the object.
+        let from_origin = matches!(
+            session.cache.phase(),
+            pingora::cache::CachePhase::Miss | pingora::cache::CachePhase::Expired
+        );
+        if from_origin {
+            return pingora::proxy::RangeType::None;
+        }
         crate::ranges::serve(session.req_header(), resp)
     }
 

@@ -52,3 +52,39 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 pub fn make_clip_at(path: &Path, width: u32, height: u32, seconds: u32, audio: bool) {
     std::fs::write(path, make_clip(width, height, seconds, audio)).expect("write the clip");
 }
+
+/// Decodes the first video stream of `bytes` (written to a file named `name`, whose extension
+/// tells ffprobe the format) with ffprobe: its `(width, height, decoded frame count)`. Panics
+/// when ffprobe cannot read it.
+pub fn probe_video(bytes: &[u8], name: &str) -> (u64, u64, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join(name);
+    std::fs::write(&f, bytes).unwrap();
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["streams"][0];
+    let n = |k: &str| match &s[k] {
+        serde_json::Value::String(x) => x.parse().unwrap(),
+        x => x.as_u64().unwrap(),
+    };
+    (n("width"), n("height"), n("nb_read_frames"))
+}

@@ -4,8 +4,10 @@
 //! ```text
 //! source ─ decode ─ split ─┬─ scale 360p ─ x264 ─┐
 //!                          ├─ scale 540p ─ x264 ─┼─ dash muxer ─ manifest.mpd, master.m3u8,
-//!                          └─ scale 720p ─ x264 ─┤               media_N.m3u8, N/init.mp4,
+//!                          ├─ scale 720p ─ x264 ─┤               media_N.m3u8, N/init.mp4,
 //!         audio ─ aac 48k stereo ────────────────┘               N/seg-00001.m4s …
+//!                          ├─ thumbnails ─ mjpeg ─ thumbs/t-NNNNN.jpg (tiled into sheets after)
+//!                          └─ poster frame ──── mjpeg ─ poster.jpg      (see `artwork`)
 //! ```
 //!
 //! FFmpeg 5.1 names representation folders only by `$RepresentationID$` (the output stream
@@ -20,7 +22,7 @@ use tokio::{
     sync::watch,
 };
 
-use crate::{Error, Variant};
+use crate::{Error, Variant, artwork};
 
 /// File name of the DASH manifest FFmpeg writes.
 pub(crate) const MPD: &str = "manifest.mpd";
@@ -38,6 +40,8 @@ pub(crate) struct EncodePlan<'a> {
     pub(crate) segment_seconds: u32,
     pub(crate) preset: &'a str,
     pub(crate) audio_kbps: u32,
+    /// Poster and thumbnail sheets from the same decode.
+    pub(crate) artwork: Option<artwork::Plan>,
 }
 
 impl EncodePlan<'_> {
@@ -73,8 +77,9 @@ impl EncodePlan<'_> {
         ]);
         a.push("-i".into());
         a.push(input.to_string_lossy().into_owned());
-        let mut graph = format!("[0:v:0]split={n}");
-        for i in 0..n {
+        let branches = n + if self.artwork.is_some() { 2 } else { 0 };
+        let mut graph = format!("[0:v:0]split={branches}");
+        for i in 0..branches {
             graph.push_str(&format!("[s{i}]"));
         }
         for (i, v) in self.variants.iter().enumerate() {
@@ -82,6 +87,9 @@ impl EncodePlan<'_> {
                 ";[s{i}]scale=w={}:h={},setsar=1[v{i}]",
                 v.width, v.height
             ));
+        }
+        if let Some(art) = &self.artwork {
+            graph.push_str(&art.filters(&format!("s{n}"), &format!("s{}", n + 1)));
         }
         a.extend(["-filter_complex".into(), graph]);
         for i in 0..n {
@@ -171,6 +179,9 @@ impl EncodePlan<'_> {
             "$RepresentationID$/seg-$Number%05d$.m4s".into(),
         ]);
         a.push(out_dir.join(MPD).to_string_lossy().into_owned());
+        if let Some(art) = &self.artwork {
+            a.extend(art.outputs(out_dir));
+        }
         a
     }
 }
@@ -314,6 +325,7 @@ mod tests {
             segment_seconds: 4,
             preset: "veryfast",
             audio_kbps: 128,
+            artwork: artwork::Plan::new(&v, Some(20.0), 29.97),
         };
         let a = joined(&plan);
         assert_eq!(plan.stream_count(), 3);
@@ -327,8 +339,8 @@ mod tests {
             "{a}"
         );
         assert!(a.contains(
-            "[0:v:0]split=2[s0][s1];[s0]scale=w=640:h=360,setsar=1[v0];[s1]scale=w=1280:h=720,setsar=1[v1]"
-        ));
+            "[0:v:0]split=4[s0][s1][s2][s3];[s0]scale=w=640:h=360,setsar=1[v0];[s1]scale=w=1280:h=720,setsar=1[v1];[s2]fps=1/1,"
+        ), "{a}");
         assert!(a.contains("-map [v0] -map [v1] -map 0:a:0"));
         assert!(a.contains("-b:v:1 3000k -maxrate:v:1 3300k -bufsize:v:1 6000k"));
         assert!(a.contains("-profile:v:0 main") && a.contains("-profile:v:1 high"));
@@ -338,7 +350,9 @@ mod tests {
         assert!(a.contains("-adaptation_sets id=0,streams=v id=1,streams=a"));
         assert!(a.contains("-seg_duration 4"));
         assert!(a.contains("-preset veryfast") && a.contains("-pix_fmt yuv420p"));
-        assert!(a.ends_with("$RepresentationID$/seg-$Number%05d$.m4s /w/out/manifest.mpd"));
+        // The DASH output, then the sheets and the poster from the same decode.
+        assert!(a.contains("$RepresentationID$/seg-$Number%05d$.m4s /w/out/manifest.mpd -map [thumbs] -c:v mjpeg"), "{a}");
+        assert!(a.ends_with("-f image2 /w/out/poster.jpg"), "{a}");
     }
 
     #[test]
@@ -351,9 +365,14 @@ mod tests {
             segment_seconds: 2,
             preset: "ultrafast",
             audio_kbps: 128,
+            artwork: None,
         };
         let a = joined(&plan);
         assert_eq!(plan.stream_count(), 1);
+        assert!(
+            a.contains("[0:v:0]split=1[s0];") && !a.contains("mjpeg"),
+            "{a}"
+        );
         assert!(!a.contains("0:a:0") && !a.contains("-c:a"));
         assert!(a.contains("-adaptation_sets id=0,streams=v -"));
         assert!(a.contains("-g 50 "));

@@ -6,15 +6,19 @@
 //! - [`run`] / [`run_until`]: the service (worker loop plus the metrics listener).
 //! - `worker`: one job from claim to acknowledgement; `queue`: the Redis stream commands.
 //! - [`transcode`]: the local pipeline, source file → verified package directory
-//!   (`probe` → [`plan`] → `ffmpeg` → `package`, with `manifest` for the playlist text work).
+//!   (`probe` → [`plan`] → `ffmpeg` → `package`, with `manifest` for the playlist text work,
+//!   `artwork` for the poster, thumbnail sheets and storyboard made by the same FFmpeg run,
+//!   and `iframes` for the HLS I-frame playlists read from the segments).
 //! - `storage`: source download and ordered package upload; [`s3`]: the S3 client.
 //! - `metrics`: Prometheus counters and `/metrics`, `/healthz`.
 //!
 //! The binary (`src/main.rs`) only parses flags, sets up logging and calls [`run`]. The
 //! integration tests in `tests/` run [`transcode`] on generated clips.
 
+mod artwork;
 mod error;
 mod ffmpeg;
+mod iframes;
 mod ladder;
 mod manifest;
 mod metrics;

@@ -6,19 +6,26 @@
 //! master.m3u8              HLS master (written last when published)
 //! manifest.mpd             DASH manifest, SegmentTemplate `$RepresentationID$/seg-$Number%05d$.m4s`
 //! 360p/index.m3u8          HLS media playlist of one rung
+//! 360p/iframes.m3u8        its I-frame playlist (byte ranges of the segments' key frames)
 //! 360p/init.mp4            CMAF init segment
 //! 360p/seg-00001.m4s …     CMAF media segments, shared by HLS and DASH
 //! audio/…                  the same for the AAC track, when the source has audio
+//! poster.jpg               poster (the top rung's size)
+//! thumbs/sprite-001.jpg …  thumbnail sheets, thumbs/storyboard.vtt their WebVTT storyboard
 //! ```
 
 use std::path::{Path, PathBuf};
 
-use streamgate_config::{FfmpegConfig, Rung, contract::Rendition};
+use streamgate_config::{
+    FfmpegConfig, Rung,
+    contract::{Artwork, Rendition},
+};
 use tokio::sync::watch;
 
 use crate::{
-    Error, SourceInfo, Variant,
+    Error, SourceInfo, Variant, artwork,
     ffmpeg::{self, EncodePlan, MASTER, MPD, Supervision},
+    iframes::{self, IFRAME_PLAYLIST, IframeStream},
     ladder,
     manifest::{self, MEDIA_PLAYLIST},
     probe,
@@ -40,6 +47,8 @@ pub struct Package {
     pub has_audio: bool,
     /// What ffprobe said about the source.
     pub source: SourceInfo,
+    /// Poster, storyboard and I-frame playlists.
+    pub artwork: Option<Artwork>,
 }
 
 /// Transcodes `source` into a package under `work_dir/package`.
@@ -77,10 +86,16 @@ pub async fn transcode(
         segment_seconds: cfg.segment_seconds,
         preset: &cfg.preset,
         audio_kbps: cfg.audio_bitrate_kbps,
+        artwork: artwork::Plan::new(&variants, info.duration_s, info.fps),
     };
     let raw = work_dir.join("ffmpeg");
-    for i in 0..plan.stream_count() {
-        let d = raw.join(i.to_string());
+    let mut dirs: Vec<PathBuf> = (0..plan.stream_count())
+        .map(|i| raw.join(i.to_string()))
+        .collect();
+    if plan.artwork.is_some() {
+        dirs.push(raw.join(artwork::THUMBS));
+    }
+    for d in dirs {
         tokio::fs::create_dir_all(&d)
             .await
             .map_err(Error::io("creating", d))?;
@@ -97,8 +112,41 @@ pub async fn transcode(
     let dir = work_dir.join("package");
     let folders = folders(&variants, info.has_audio);
     restructure(&raw, &dir, &folders).await?;
+    let iframe_playlists = add_iframe_playlists(&dir, &variants).await?;
     manifest::verify(&dir, MPD, MASTER).await?;
-    describe(dir, &variants, info).await
+    let mut pkg = describe(dir, &variants, info).await?;
+    if let Some(art) = &plan.artwork {
+        pkg.artwork = Some(
+            artwork::finish(
+                &cfg.ffmpeg,
+                art,
+                &raw,
+                &pkg.dir,
+                pkg.duration_s,
+                iframe_playlists,
+            )
+            .await?,
+        );
+    }
+    Ok(pkg)
+}
+
+/// Writes each rung's I-frame playlist and announces them in the master; returns their paths.
+async fn add_iframe_playlists(dir: &Path, variants: &[Variant]) -> Result<Vec<String>, Error> {
+    let mut streams = Vec::with_capacity(variants.len());
+    for v in variants {
+        let bandwidth = iframes::write_for(&dir.join(&v.name), MEDIA_PLAYLIST).await?;
+        streams.push(IframeStream {
+            media_uri: format!("{}/{MEDIA_PLAYLIST}", v.name),
+            uri: format!("{}/{IFRAME_PLAYLIST}", v.name),
+            bandwidth,
+            width: v.width,
+            height: v.height,
+        });
+    }
+    let master = iframes::master_with_iframes(&read(&dir.join(MASTER)).await?, &streams);
+    write(&dir.join(MASTER), master).await?;
+    Ok(streams.into_iter().map(|s| s.uri).collect())
 }
 
 /// Folder of each output stream, in stream order: the rung names, then the audio folder.
@@ -169,6 +217,7 @@ async fn describe(
         renditions,
         has_audio: source.has_audio,
         source,
+        artwork: None,
     })
 }
 

@@ -51,6 +51,8 @@ pub(crate) fn content_type(path: &str) -> &'static str {
         Some("mpd") => "application/dash+xml",
         Some("mp4") => "video/mp4",
         Some("m4s") => "video/iso.segment",
+        Some("jpg") => "image/jpeg",
+        Some("vtt") => "text/vtt",
         _ => "application/octet-stream",
     }
 }
@@ -171,6 +173,8 @@ mod tests {
         assert_eq!(content_type("manifest.mpd"), "application/dash+xml");
         assert_eq!(content_type("360p/init.mp4"), "video/mp4");
         assert_eq!(content_type("360p/seg-00001.m4s"), "video/iso.segment");
+        assert_eq!(content_type("poster.jpg"), "image/jpeg");
+        assert_eq!(content_type("thumbs/storyboard.vtt"), "text/vtt");
     }
 
     #[test]

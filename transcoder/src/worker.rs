@@ -208,6 +208,7 @@ impl Worker {
                     renditions: pkg.renditions,
                     duration_s: pkg.duration_s,
                     has_audio: pkg.has_audio,
+                    artwork: pkg.artwork,
                 };
                 match self.queue.finish(&d.id, &event).await {
                     Ok(()) => {

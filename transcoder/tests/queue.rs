@@ -148,7 +148,10 @@ async fn job_to_ready_package() {
                 renditions,
                 duration_s,
                 has_audio,
-            } if content_id == "good" => Some((renditions.clone(), *duration_s, *has_audio)),
+                artwork,
+            } if content_id == "good" => {
+                Some((renditions.clone(), *duration_s, *has_audio, artwork.clone()))
+            }
             _ => None,
         })
         .unwrap_or_else(|| panic!("no ready event: {events:?}"));
@@ -157,6 +160,13 @@ async fn job_to_ready_package() {
         ["180p", "360p"]
     );
     assert!((ready.1 - 4.0).abs() < 0.5 && ready.2);
+    // The artwork of the same run travels with the event.
+    let art = ready.3.expect("artwork in the ready event");
+    assert_eq!(art.storyboard, "thumbs/storyboard.vtt");
+    assert_eq!(
+        art.iframe_playlists,
+        ["180p/iframes.m3u8", "360p/iframes.m3u8"]
+    );
     assert!(events.iter().any(|e| matches!(e,
         Event::Failed { content_id, error } if content_id == "text" && error.contains("no video stream found"))));
 

@@ -1,7 +1,8 @@
 //! Upload → transcode → package → edge, for real: the package's playlists, segments and bytes
-//! (`package`), a transcoder killed mid-job (`failover`), and two origin replicas behind one
+//! (`package`), its poster, storyboard and I-frame playlists (`artwork`), a transcoder killed mid-job (`failover`), and two origin replicas behind one
 //! balancer (`scale_out`).
 
+mod artwork;
 mod failover;
 mod package;
 mod scale_out;

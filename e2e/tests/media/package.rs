@@ -4,10 +4,10 @@
 //! decodes with its init segment, durations add up) for a landscape clip with audio, a
 //! portrait clip without audio and an odd-sized clip; and that the edge refuses bad tokens.
 
-use std::{process::Command, time::Duration};
+use std::time::Duration;
 
 use serde_json::Value;
-use streamgate_testkit::{Stack, make_clip};
+use streamgate_testkit::{Stack, make_clip, probe_video};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(240);
 
@@ -75,36 +75,8 @@ async fn media_playlist(st: &Stack, url: &str) -> MediaPlaylist {
 
 /// Decodes init + first segment with ffprobe; returns (frames, width, height) of the video.
 fn decode(init: &[u8], seg: &[u8]) -> (u64, u64, u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let f = dir.path().join("joined.mp4");
-    std::fs::write(&f, [init, seg].concat()).unwrap();
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=nb_read_frames,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(&f)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let s = &v["streams"][0];
-    let n = |k: &str| match &s[k] {
-        Value::String(x) => x.parse().unwrap(),
-        x => x.as_u64().unwrap(),
-    };
-    (n("nb_read_frames"), n("width"), n("height"))
+    let (w, h, frames) = probe_video(&[init, seg].concat(), "joined.mp4");
+    (frames, w, h)
 }
 
 /// Checks a ready package through the edge; returns the rendition sizes seen.
