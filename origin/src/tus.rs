@@ -1,6 +1,11 @@
 //! tus 1.0 resumable uploads at `/v1/uploads` (core protocol and the creation,
-//! creation-with-upload, creation-defer-length, termination, expiration and checksum
-//! extensions). The bytes go to [`crate::uploads`].
+//! creation-with-upload, creation-defer-length, termination, expiration, checksum and
+//! concatenation extensions). The bytes go to [`crate::uploads`].
+//!
+//! Concatenation: partial uploads (`Upload-Concat: partial`) belong to no content and write
+//! objects of their own; a final upload (`Upload-Concat: final;<partial URLs>`) names the
+//! content, takes every partial's lease, checks they are the caller's and complete, and
+//! assembles them in order into the content's source before handing it on as any upload.
 //!
 //! <https://tus.io/protocols/resumable-upload> — every request but `OPTIONS` must carry
 //! `Tus-Resumable: 1.0.0`; `PATCH` bodies are `application/offset+octet-stream` and must start
@@ -24,12 +29,14 @@ use crate::{
     error::AppResult,
     jobs,
     signin::Authed,
-    uploads::{Algo, Checksum, Stage, UploadState},
+    uploads::{Algo, Checksum, Concat, Stage, UploadState},
 };
 
 const TUS_VERSION: &str = "1.0.0";
-const EXTENSIONS: &str =
-    "creation,creation-with-upload,creation-defer-length,termination,expiration,checksum";
+const EXTENSIONS: &str = "creation,creation-with-upload,creation-defer-length,termination,\
+     expiration,checksum,concatenation";
+/// Most partial uploads one final upload may name.
+const MAX_PARTIALS: usize = 100;
 
 /// `Upload-Expires` of an unfinished upload (tus `expiration`), as an HTTP date.
 fn expires(app: &AppState, st: &UploadState) -> Option<(&'static str, String)> {
@@ -109,6 +116,48 @@ pub(crate) fn checksum_header(h: &HeaderMap) -> AppResult<Option<Checksum>> {
     Ok(Some(Checksum { algo, digest }))
 }
 
+/// What `Upload-Concat` asks for.
+enum ConcatRequest {
+    Partial,
+    /// The partial uploads' ids, in order.
+    Final(Vec<String>),
+}
+
+/// Parses `Upload-Concat: partial` or `final;<upload URL> <upload URL> …` (absolute or
+/// relative URLs of this server's `/v1/uploads/{id}`).
+fn concat_header(h: &HeaderMap) -> AppResult<Option<ConcatRequest>> {
+    let Some(v) = h.get("upload-concat") else {
+        return Ok(None);
+    };
+    let bad = |why: String| AppError::BadRequest(format!("Upload-Concat: {why}"));
+    let s = v.to_str().map_err(|_| bad("not ASCII".into()))?;
+    if s.trim() == "partial" {
+        return Ok(Some(ConcatRequest::Partial));
+    }
+    let list = s
+        .strip_prefix("final;")
+        .ok_or_else(|| bad("expected \"partial\" or \"final;<upload URLs>\"".into()))?;
+    let mut ids: Vec<String> = Vec::new();
+    for url in list.split_whitespace() {
+        let id = url
+            .rsplit_once("/v1/uploads/")
+            .map(|(_, id)| id)
+            .filter(|id| is_valid_content_id(id))
+            .ok_or_else(|| bad(format!("{url:?} is not an upload URL of this server")))?;
+        if ids.iter().any(|i| i == id) {
+            return Err(bad(format!("{url:?} is named twice")));
+        }
+        ids.push(id.to_owned());
+    }
+    if ids.is_empty() || ids.len() > MAX_PARTIALS {
+        return Err(bad(format!(
+            "name 1 to {MAX_PARTIALS} partial uploads, got {}",
+            ids.len()
+        )));
+    }
+    Ok(Some(ConcatRequest::Final(ids)))
+}
+
 /// `Upload-Length`, or the length's deferral (`Upload-Defer-Length: 1`, tus
 /// `creation-defer-length`) as `None`; one of the two is required, not both.
 fn length_header(h: &HeaderMap) -> AppResult<Option<u64>> {
@@ -179,6 +228,19 @@ pub(crate) async fn create(
     body: Body,
 ) -> AppResult<Response> {
     check_version(&headers)?;
+    let concat = concat_header(&headers)?;
+    let metadata = match headers.get("upload-metadata") {
+        Some(v) => parse_metadata(
+            v.to_str()
+                .map_err(|_| AppError::BadRequest("Upload-Metadata: not ASCII".into()))?,
+        )?,
+        None => BTreeMap::new(),
+    };
+    let partial = match concat {
+        Some(ConcatRequest::Final(ids)) => return create_final(&app, &who, metadata, ids).await,
+        Some(ConcatRequest::Partial) => true,
+        None => false,
+    };
     let length = length_header(&headers)?;
     if let Some(length) = length
         && length > app.cfg.uploads.max_size
@@ -188,47 +250,30 @@ pub(crate) async fn create(
             app.cfg.uploads.max_size
         )));
     }
-    let metadata = match headers.get("upload-metadata") {
-        Some(v) => parse_metadata(
-            v.to_str()
-                .map_err(|_| AppError::BadRequest("Upload-Metadata: not ASCII".into()))?,
-        )?,
-        None => BTreeMap::new(),
-    };
-    let content_id = metadata
-        .get("content_id")
-        .cloned()
-        .ok_or_else(|| AppError::BadRequest("Upload-Metadata: content_id is required".into()))?;
-    if !is_valid_content_id(&content_id) {
-        return Err(AppError::BadRequest(
-            "Upload-Metadata: content_id is malformed".into(),
-        ));
-    }
     let upload_id = new_id(24);
-    // Claim the content for this upload; refuse once it is past uploading.
-    app.catalog
-        .update(&content_id, |r| {
-            ensure_owner(r, &who)?;
-            match r.status {
-                Status::AwaitingUpload | Status::Uploading | Status::Failed => {
-                    r.status = Status::Uploading;
-                    r.upload_id = Some(upload_id.clone());
-                    r.error = None;
-                    Ok(true)
-                }
-                s => Err(AppError::Conflict(format!(
-                    "content is {}; it takes no new upload",
-                    serde_json::to_value(s)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default()
-                ))),
-            }
-        })
-        .await?;
+    // A partial upload belongs to no content (its final upload names one).
+    let content_id = if partial {
+        if length.is_none() {
+            return Err(AppError::BadRequest(
+                "Upload-Length: a partial upload states its length".into(),
+            ));
+        }
+        String::new()
+    } else {
+        let content_id = content_id_of(&metadata)?;
+        claim(&app, &who, &content_id, &upload_id).await?;
+        content_id
+    };
     let st = app
         .uploads
-        .create(upload_id.clone(), &content_id, &who.0.sub, length, metadata)
+        .create(
+            upload_id.clone(),
+            &content_id,
+            &who.0.sub,
+            length,
+            metadata,
+            partial.then_some(Concat::Partial),
+        )
         .await?;
     tracing::info!(%upload_id, %content_id, ?length, "upload created");
     let location = format!("{}/v1/uploads/{upload_id}", app.cfg.server.public_url);
@@ -252,6 +297,131 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, h).into_response())
 }
 
+/// The content an upload is for (`Upload-Metadata: content_id`).
+fn content_id_of(metadata: &BTreeMap<String, String>) -> AppResult<String> {
+    let content_id = metadata
+        .get("content_id")
+        .cloned()
+        .ok_or_else(|| AppError::BadRequest("Upload-Metadata: content_id is required".into()))?;
+    if !is_valid_content_id(&content_id) {
+        return Err(AppError::BadRequest(
+            "Upload-Metadata: content_id is malformed".into(),
+        ));
+    }
+    Ok(content_id)
+}
+
+/// Claims content `content_id` (the caller's) for upload `upload_id`; refused once the content
+/// is past uploading.
+async fn claim(app: &AppState, who: &Authed, content_id: &str, upload_id: &str) -> AppResult<()> {
+    app.catalog
+        .update(content_id, |r| {
+            ensure_owner(r, who)?;
+            match r.status {
+                Status::AwaitingUpload | Status::Uploading | Status::Failed => {
+                    r.status = Status::Uploading;
+                    r.upload_id = Some(upload_id.to_owned());
+                    r.error = None;
+                    Ok(true)
+                }
+                s => Err(AppError::Conflict(format!(
+                    "content is {}; it takes no new upload",
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ))),
+            }
+        })
+        .await?;
+    Ok(())
+}
+
+/// A final upload (tus `concatenation`): assembles the caller's complete partial uploads
+/// `ids`, in order, into the content's source and hands it on. Every partial's lease is held
+/// meanwhile, so two finals cannot consume one partial.
+async fn create_final(
+    app: &AppState,
+    who: &Authed,
+    metadata: BTreeMap<String, String>,
+    ids: Vec<String>,
+) -> AppResult<Response> {
+    let content_id = content_id_of(&metadata)?;
+    let mut leases = Vec::with_capacity(ids.len());
+    let assembled = async {
+        let mut parts = Vec::with_capacity(ids.len());
+        for id in &ids {
+            leases.push(app.uploads.lease(id).await?);
+            let p = match app.uploads.get(id).await? {
+                Some(p) if p.owner == who.0.sub && p.is_partial() => p,
+                _ => {
+                    return Err(AppError::BadRequest(format!(
+                        "Upload-Concat: {id} is not a partial upload of yours"
+                    )));
+                }
+            };
+            if p.stage == Stage::Receiving {
+                return Err(AppError::BadRequest(format!(
+                    "Upload-Concat: partial upload {id} is not complete ({} of {} bytes)",
+                    p.offset(),
+                    p.length.unwrap_or_default()
+                )));
+            }
+            parts.push(p);
+        }
+        let total: u64 = parts.iter().map(UploadState::offset).sum();
+        if total > app.cfg.uploads.max_size {
+            return Err(AppError::TooLarge(format!(
+                "the partial uploads hold {total} bytes, more than Tus-Max-Size {}",
+                app.cfg.uploads.max_size
+            )));
+        }
+        let upload_id = new_id(24);
+        claim(app, who, &content_id, &upload_id).await?;
+        let st = app
+            .uploads
+            .create(
+                upload_id,
+                &content_id,
+                &who.0.sub,
+                Some(total),
+                metadata,
+                Some(Concat::Final { parts: ids.clone() }),
+            )
+            .await?;
+        let mut st = app.uploads.assemble(st, &parts).await?;
+        jobs::finalize(app, &mut st).await?;
+        Ok(st)
+    }
+    .await;
+    for lease in leases {
+        lease.release().await;
+    }
+    let st = assembled?;
+    tracing::info!(upload_id = %st.id, %content_id, partials = ids.len(), bytes = st.offset(), "final upload assembled");
+    let location = format!("{}/v1/uploads/{}", app.cfg.server.public_url, st.id);
+    let h = tus_headers(&[
+        ("location", location),
+        ("upload-offset", st.offset().to_string()),
+    ]);
+    Ok((StatusCode::CREATED, h).into_response())
+}
+
+/// `Upload-Concat` of an upload, as HEAD reports it.
+fn concat_value(app: &AppState, st: &UploadState) -> Option<(&'static str, String)> {
+    let v = match st.concat.as_ref()? {
+        Concat::Partial => "partial".to_owned(),
+        Concat::Final { parts } => {
+            let urls: Vec<String> = parts
+                .iter()
+                .map(|id| format!("{}/v1/uploads/{id}", app.cfg.server.public_url))
+                .collect();
+            format!("final;{}", urls.join(" "))
+        }
+    };
+    Some(("upload-concat", v))
+}
+
 /// Reads an upload that `who` may write to (404 for others' uploads too: ids are not leaked).
 async fn load(app: &AppState, id: &str, who: &Authed) -> AppResult<UploadState> {
     if !is_valid_content_id(id) {
@@ -272,7 +442,7 @@ pub(crate) async fn head(
 ) -> AppResult<Response> {
     check_version(&headers)?;
     let mut st = load(&app, &id, &who).await?;
-    if st.stage == Stage::Stored {
+    if st.stage == Stage::Stored && !st.is_partial() {
         // Stored but not handed on (a failure after the last byte): a resuming client sees
         // the upload complete and will not PATCH again, so hand it on now.
         if let Ok(lease) = app.uploads.lease(&id).await {
@@ -291,6 +461,7 @@ pub(crate) async fn head(
         },
     ];
     extra.extend(expires(&app, &st));
+    extra.extend(concat_value(&app, &st));
     let h = tus_headers(&extra);
     Ok((StatusCode::OK, h).into_response())
 }
@@ -319,6 +490,9 @@ pub(crate) async fn patch(
     load(&app, &id, &who).await?;
     let lease = app.uploads.lease(&id).await?;
     let written = match load(&app, &id, &who).await {
+        Ok(st) if matches!(st.concat, Some(Concat::Final { .. })) => Err(AppError::Forbidden(
+            "a final upload is assembled from its partial uploads; it takes no PATCH",
+        )),
         Ok(st) => write(&app, st, offset, &headers, body).await,
         Err(e) => Err(e),
     };
@@ -362,7 +536,8 @@ async fn write(
         .uploads
         .append(st, offset, body.into_data_stream(), checksum)
         .await?;
-    if st.stage == Stage::Stored {
+    // A complete partial upload waits for its final upload.
+    if st.stage == Stage::Stored && !st.is_partial() {
         jobs::finalize(app, &mut st).await?;
     }
     Ok(st)
@@ -384,7 +559,7 @@ pub(crate) async fn delete(
     };
     lease.release().await;
     let st = terminated?;
-    if st.stage == Stage::Receiving {
+    if st.stage == Stage::Receiving && !st.is_partial() {
         app.catalog
             .update(&st.content_id, |r| {
                 if r.upload_id.as_deref() == Some(id.as_str()) && r.status == Status::Uploading {

@@ -127,6 +127,20 @@ pub(crate) enum Stage {
     Finalized,
 }
 
+/// tus `concatenation`: what an upload is part of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub(crate) enum Concat {
+    /// A partial upload (`Upload-Concat: partial`): an object of its own, no content, waiting
+    /// to be assembled into a final upload; it expires like an unfinished upload, even complete.
+    Partial,
+    /// A final upload (`Upload-Concat: final;…`), assembled from these partial uploads.
+    Final {
+        /// The partial uploads' ids, in order.
+        parts: Vec<String>,
+    },
+}
+
 /// One written S3 part.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Part {
@@ -158,12 +172,16 @@ pub(crate) struct UploadState {
     /// Last write, Unix ms: an unfinished upload expires `uploads.expiry` after it.
     #[serde(default)]
     touched_at: u64,
+    /// Part of a concatenation (tus `concatenation`), if any.
+    #[serde(default)]
+    pub(crate) concat: Option<Concat>,
 }
 
 impl UploadState {
-    /// When an unfinished upload expires (Unix ms); `None` once every byte is stored.
+    /// When an unfinished upload expires (Unix ms); `None` once every byte is stored, except
+    /// for a partial upload, which expires unless a final upload takes it.
     pub(crate) fn expires_at(&self, expiry: std::time::Duration) -> Option<u64> {
-        (self.stage == Stage::Receiving).then(|| {
+        (self.stage == Stage::Receiving || self.is_partial()).then(|| {
             self.touched_at.max(self.created_at)
                 + u64::try_from(expiry.as_millis()).unwrap_or(u64::MAX / 2)
         })
@@ -174,6 +192,30 @@ impl UploadState {
         match (self.stage, self.length) {
             (Stage::Receiving, _) | (_, None) => self.written() + self.partial_len,
             (_, Some(len)) => len,
+        }
+    }
+
+    /// Whether this is a partial upload of a concatenation.
+    pub(crate) fn is_partial(&self) -> bool {
+        self.concat == Some(Concat::Partial)
+    }
+
+    /// The object the upload writes: the content's source, or a partial upload's own object.
+    fn object_key(&self) -> String {
+        if self.is_partial() {
+            format!("uploads/partials/{}", self.id)
+        } else {
+            layout::source_key(&self.content_id)
+        }
+    }
+
+    /// A fresh key for the bytes of an unfinished part (see [`UploadStore::append`]).
+    fn buffer_key(&self) -> String {
+        let n = crate::contents::new_id(8);
+        if self.is_partial() {
+            format!("uploads/partials/{}.buffer-{n}", self.id)
+        } else {
+            format!("uploads/{}/partial-{}-{n}", self.content_id, self.id)
         }
     }
 
@@ -245,41 +287,82 @@ impl UploadStore {
         owner: &str,
         length: Option<u64>,
         metadata: BTreeMap<String, String>,
+        concat: Option<Concat>,
     ) -> AppResult<UploadState> {
-        let s3_upload_id = if length != Some(0) {
-            let out = self
-                .s3
-                .create_multipart_upload()
-                .bucket(&self.bucket)
-                .key(layout::source_key(content_id))
-                .content_type("application/octet-stream")
-                .send()
-                .await
-                .map_err(s3_err)?;
-            Some(
-                out.upload_id()
-                    .ok_or_else(|| AppError::Storage("S3 returned no upload id".into()))?
-                    .to_owned(),
-            )
-        } else {
-            None
-        };
-        let st = UploadState {
+        let mut st = UploadState {
             id,
             content_id: content_id.to_owned(),
             owner: owner.to_owned(),
             length,
             metadata,
             stage: Stage::Receiving,
-            s3_upload_id,
+            s3_upload_id: None,
             parts: Vec::new(),
             partial: None,
             partial_len: 0,
             created_at: now_ms(),
             touched_at: 0,
+            concat,
         };
-        let mut st = st;
+        if length != Some(0) {
+            let out = self
+                .s3
+                .create_multipart_upload()
+                .bucket(&self.bucket)
+                .key(st.object_key())
+                .content_type("application/octet-stream")
+                .send()
+                .await
+                .map_err(s3_err)?;
+            st.s3_upload_id = Some(
+                out.upload_id()
+                    .ok_or_else(|| AppError::Storage("S3 returned no upload id".into()))?
+                    .to_owned(),
+            );
+        }
         self.save(&mut st).await?;
+        Ok(st)
+    }
+
+    /// Assembles final upload `st` from complete partial uploads `parts`, in order: their
+    /// objects are read back and written as the final's parts (memory: one part, whatever the
+    /// partials' sizes: S3's 5 MiB minimum for every part but the last rules out copying small
+    /// partials part for part), then the final is complete and the partials are gone.
+    pub(crate) async fn assemble(
+        &self,
+        mut st: UploadState,
+        parts: &[UploadState],
+    ) -> AppResult<UploadState> {
+        let part_size = self.cfg.part_size as usize;
+        let mut buf = BytesMut::with_capacity(part_size);
+        for p in parts {
+            let mut body = self
+                .s3
+                .get_object()
+                .bucket(&self.bucket)
+                .key(p.object_key())
+                .send()
+                .await
+                .map_err(s3_err)?
+                .body;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(AppError::storage)?;
+                self.fill(&mut st, &mut buf, &chunk, part_size, true)
+                    .await?;
+            }
+        }
+        if st.length != Some(st.written() + buf.len() as u64) {
+            return Err(AppError::Internal(format!(
+                "assembled {} bytes for final upload {}, expected {:?}",
+                st.written() + buf.len() as u64,
+                st.id,
+                st.length
+            )));
+        }
+        self.flush(&mut st, buf).await?;
+        for p in parts {
+            self.terminate(p).await?;
+        }
         Ok(st)
     }
 
@@ -520,7 +603,7 @@ impl UploadStore {
             .s3
             .upload_part()
             .bucket(&self.bucket)
-            .key(layout::source_key(&st.content_id))
+            .key(st.object_key())
             .upload_id(upload_id)
             .part_number(number)
             .body(ByteStream::from(data))
@@ -554,12 +637,7 @@ impl UploadStore {
         // object: a crash at any point leaves the state naming an object that matches it.
         let len = buf.len() as u64;
         let old = st.partial.take();
-        let key = format!(
-            "uploads/{}/partial-{}-{}",
-            st.content_id,
-            st.id,
-            crate::contents::new_id(8)
-        );
+        let key = st.buffer_key();
         self.s3
             .put_object()
             .bucket(&self.bucket)
@@ -578,7 +656,7 @@ impl UploadStore {
     }
 
     async fn complete(&self, st: &mut UploadState) -> AppResult<()> {
-        let key = layout::source_key(&st.content_id);
+        let key = st.object_key();
         match &st.s3_upload_id {
             Some(upload_id) => {
                 let parts = st
@@ -648,12 +726,16 @@ impl UploadStore {
     /// Abandons an upload: aborts the S3 multipart upload and forgets the state (tus
     /// termination).
     pub(crate) async fn terminate(&self, st: &UploadState) -> AppResult<()> {
+        if st.stage != Stage::Receiving && st.is_partial() {
+            // A complete partial upload: its object is all there is.
+            self.delete_object(&st.object_key()).await;
+        }
         if st.stage == Stage::Receiving {
             if let Some(upload_id) = &st.s3_upload_id {
                 self.s3
                     .abort_multipart_upload()
                     .bucket(&self.bucket)
-                    .key(layout::source_key(&st.content_id))
+                    .key(st.object_key())
                     .upload_id(upload_id)
                     .send()
                     .await

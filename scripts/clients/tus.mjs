@@ -3,11 +3,13 @@
 //
 //   node tus.mjs '{"endpoint":"http://…/v1/uploads","token":"…","contentId":"…","file":"/path",
 //                  "chunkSize":1048576,"checksum":"sha1"|"sha256"|"wrong-sha256"|null,
-//                  "deferLength":false,"retryDelays":[0,100,…]}'
+//                  "deferLength":false,"parallel":1,"retryDelays":[0,100,…]}'
 //
 // With a checksum, every PATCH carries `Upload-Checksum` over exactly the bytes it sends
 // ("wrong-…" flips one bit of the digest to see the server refuse it). With deferLength the
 // upload is created without a length (tus creation-defer-length) and the last PATCH states it.
+// With parallel > 1 the file goes up as that many partial uploads at once, then one final
+// upload concatenates them (tus concatenation).
 // (The file is given as a Buffer: tus-js-client 4.3.1 with a Node stream whose size is not
 // known waits forever for the stream's end after its last chunk.)
 import { createHash } from 'node:crypto'
@@ -34,6 +36,7 @@ const result = await new Promise((resolve) => {
     chunkSize,
     retryDelays: o.retryDelays ?? [0, 100, 250, 500, 1000, 2000],
     uploadLengthDeferred: !!o.deferLength,
+    parallelUploads: o.parallel ?? 1,
     metadata: { content_id: o.contentId, filename: 'clip.bin' },
     headers: { Authorization: `Bearer ${o.token}` },
     storeFingerprintForResuming: false,
@@ -49,6 +52,8 @@ const result = await new Promise((resolve) => {
         offset: req.getHeader('Upload-Offset') ?? null,
         status: res.getStatus(),
         newOffset: res.getHeader('Upload-Offset') ?? null,
+        concat: req.getHeader('Upload-Concat') ?? null,
+        location: res.getHeader('Location') ?? null,
       })
     },
     onShouldRetry(err) {

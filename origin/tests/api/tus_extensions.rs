@@ -1,4 +1,4 @@
-//! tus `checksum` and `creation-defer-length` at the protocol level, against the stack's real
+//! tus `checksum`, `creation-defer-length` and `concatenation` at the protocol level, against the stack's real
 //! origin, Redis and S3 server: a body whose digest does not match is refused with 460 and
 //! leaves nothing behind (not even the S3 part it spanned), and an upload whose length is
 //! stated late completes byte for byte.
@@ -6,7 +6,7 @@
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::Value;
 use sha2::Digest;
-use streamgate_testkit::{Stack, metric, noise};
+use streamgate_testkit::{Stack, Wallet, metric, noise};
 
 const MIB: usize = 1 << 20;
 
@@ -176,19 +176,7 @@ async fn a_deferred_length_is_stated_by_a_later_patch() {
     let r = create(&st, &id, &[("upload-defer-length", "1")]).await;
     assert_eq!(r.status(), 201, "{:?}", r.text().await);
     let url = location(&r);
-    let head = |url: String| {
-        let st = &st;
-        async move {
-            st.http
-                .head(url)
-                .header("authorization", st.bearer())
-                .header("tus-resumable", "1.0.0")
-                .send()
-                .await
-                .unwrap()
-        }
-    };
-    let h = head(url.clone()).await;
+    let h = head(&st, &url).await;
     assert_eq!(h.headers()["upload-defer-length"], "1");
     assert!(h.headers().get("upload-length").is_none());
 
@@ -218,7 +206,7 @@ async fn a_deferred_length_is_stated_by_a_later_patch() {
         r.headers()["upload-offset"],
         data.len().to_string().as_str()
     );
-    let h = head(url.clone()).await;
+    let h = head(&st, &url).await;
     assert_eq!(
         h.headers()["upload-length"],
         data.len().to_string().as_str()
@@ -249,4 +237,98 @@ async fn a_deferred_length_is_stated_by_a_later_patch() {
     )
     .await;
     assert_eq!(r.status(), 413);
+}
+
+/// HEAD of an upload as `st`'s creator.
+async fn head(st: &Stack, url: &str) -> reqwest::Response {
+    st.http
+        .head(url)
+        .header("authorization", st.bearer())
+        .header("tus-resumable", "1.0.0")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// A partial upload of `len` bytes holding `data` so far; its URL.
+async fn partial(st: &Stack, len: usize, data: &[u8]) -> String {
+    let len = len.to_string();
+    let r = create(
+        st,
+        "",
+        &[("upload-concat", "partial"), ("upload-length", &len)],
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let url = location(&r);
+    let r = patch(st, &url, 0, data, &[]).await;
+    assert_eq!(r.status(), 204);
+    url
+}
+
+#[tokio::test]
+async fn final_uploads_take_only_their_creators_complete_partials() {
+    let st = Stack::load().await;
+    let other = st.as_creator(st.sign_in(&Wallet::fresh()).await);
+    let a = partial(&st, 3, b"abc").await;
+    let b = partial(&st, 5, b"de").await; // incomplete
+    let theirs = partial(&other, 3, b"xyz").await;
+    let h = head(&st, &a).await;
+    assert_eq!(h.headers()["upload-concat"], "partial");
+    assert!(
+        h.headers().contains_key("upload-expires"),
+        "an unused partial expires"
+    );
+    let id = st.create_content("concatenated").await;
+    let fin = |urls: String| {
+        let st = &st;
+        let id = id.clone();
+        async move {
+            let v = format!("final;{urls}");
+            create(st, &id, &[("upload-concat", v.as_str())]).await
+        }
+    };
+    for (urls, why) in [
+        (format!("{a} {theirs}"), "is not a partial upload of yours"),
+        (format!("{a} {b}"), "is not complete"),
+        (format!("{a} {a}"), "named twice"),
+        (
+            "https://elsewhere.example/x".to_owned(),
+            "not an upload URL",
+        ),
+        (String::new(), "name 1 to 100"),
+    ] {
+        let r = fin(urls.clone()).await;
+        assert_eq!(r.status(), 400, "{urls}");
+        let v: Value = r.json().await.unwrap();
+        assert!(v["message"].as_str().unwrap().contains(why), "{urls}: {v}");
+    }
+    // Refused finals consumed nothing: the other creator's partial is still theirs.
+    assert_eq!(head(&other, &theirs).await.status(), 200);
+    assert_eq!(
+        head(&st, &theirs).await.status(),
+        404,
+        "not visible to others"
+    );
+
+    let r = patch(&st, &b, 2, b"fgh", &[]).await;
+    assert_eq!(r.status(), 204, "{:?}", r.text().await);
+    let r = fin(format!("{a} {b}")).await;
+    assert_eq!(r.status(), 201, "{:?}", r.text().await);
+    let final_url = location(&r);
+    let h = head(&st, &final_url).await;
+    assert_eq!(h.headers()["upload-offset"], "8");
+    assert_eq!(
+        h.headers()["upload-concat"].to_str().unwrap(),
+        format!("final;{a} {b}")
+    );
+    assert_eq!(
+        st.stored_source(&id).await.as_deref(),
+        Some(&b"abcdefgh"[..])
+    );
+    // A final upload takes no PATCH; its partials are consumed.
+    let r = patch(&st, &final_url, 8, b"x", &[]).await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(head(&st, &a).await.status(), 404);
+    assert_eq!(head(&st, &b).await.status(), 404);
 }

@@ -1,8 +1,8 @@
 //! tus as creators' apps speak it: the real `tus-js-client` (npm, run by Node through
 //! `scripts/clients/tus.mjs`) uploads to the stack's origin — with a checksum on every PATCH,
-//! with a length it only learns at the end (a stream), with a wrong checksum (refused, 460,
-//! nothing stored), and through a connection cut mid-PATCH (it resumes from the durable
-//! offset, not from zero).
+//! with a length it only learns at the end, with a wrong checksum (refused, 460, nothing
+//! stored), as parallel partial uploads concatenated by a final one, and through a connection
+//! cut mid-PATCH (it resumes from the durable offset, not from zero).
 
 use serde_json::{Value, json};
 use streamgate_testkit::{CuttingForwarder, PrivateOrigin, Stack, noise, repo_root};
@@ -154,4 +154,72 @@ async fn a_connection_cut_mid_patch_resumes_from_the_durable_offset() {
     );
     let stored = st.stored_source(&id).await.expect("source stored");
     assert!(stored == data, "stored source differs from the upload");
+}
+
+#[tokio::test]
+async fn parallel_partial_uploads_are_concatenated_in_order() {
+    let st = Stack::load().await;
+    // Three partials of ~4 MiB: below S3's 5 MiB part minimum, so origin re-reads them.
+    let data = noise(12 * MIB + 321, 45);
+    let file = file_of(&data);
+    let id = st.create_content("tus-js-parallel").await;
+    let report = tus_js(json!({
+        "endpoint": format!("{}/v1/uploads", st.origin),
+        "token": st.session,
+        "contentId": id,
+        "file": file.path(),
+        "parallel": 3,
+    }))
+    .await;
+    assert_eq!(report["ok"], true, "{report}");
+    let posts: Vec<&Value> = report["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["method"] == "POST")
+        .collect();
+    let partials: Vec<&str> = posts
+        .iter()
+        .filter(|r| r["concat"] == "partial")
+        .map(|r| r["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(partials.len(), 3, "{report}");
+    let finals: Vec<&&Value> = posts
+        .iter()
+        .filter(|r| {
+            r["concat"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("final;"))
+        })
+        .collect();
+    assert_eq!(finals.len(), 1, "{report}");
+    assert_eq!(finals[0]["status"], 201);
+    let stored = st.stored_source(&id).await.expect("source stored");
+    assert!(stored == data, "the partials were assembled in order");
+    // The partial uploads are consumed: gone, with their objects.
+    for url in partials {
+        let r = st
+            .http
+            .head(url)
+            .header("authorization", st.bearer())
+            .header("tus-resumable", "1.0.0")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "{url}");
+        let pid = url.rsplit('/').next().unwrap();
+        let listed = st
+            .s3()
+            .list_objects_v2()
+            .bucket(&st.bucket)
+            .prefix(format!("uploads/partials/{pid}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            listed.contents().is_empty(),
+            "{pid}: {:?}",
+            listed.contents()
+        );
+    }
 }
