@@ -165,23 +165,41 @@ fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
 pub(crate) async fn consume_events(
     app: AppState,
     redis: ConnectionManager,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     let consumer = format!("origin-{}", std::process::id());
-    let mut con = redis;
+    consume_until("events consumer", shutdown, || {
+        let (app, mut con, consumer) = (app.clone(), redis.clone(), consumer.clone());
+        async move { consume_once(&app, &mut con, &consumer).await }
+    })
+    .await;
+}
+
+/// Runs `step` (one read of a consumer group, handled) again and again until `shutdown` flips,
+/// backing off from 200 ms to 5 s while it fails; `what` names the loop in logs. Shared by the
+/// events consumer and webhook fan-out.
+pub(crate) async fn consume_until<F, Fut, E>(
+    what: &str,
+    mut shutdown: watch::Receiver<bool>,
+    mut step: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
     let mut backoff = Duration::from_millis(200);
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let step = tokio::select! {
-            r = consume_once(&app, &mut con, &consumer) => r,
+        let result = tokio::select! {
+            r = step() => r,
             _ = shutdown.changed() => return,
         };
-        match step {
+        match result {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => {
-                tracing::warn!(cause = %e, "events consumer: redis error; retrying");
+                tracing::warn!(cause = %e, "{what}: retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }

@@ -487,26 +487,13 @@ pub(crate) async fn run(
     tokio::join!(fan, send);
 }
 
-async fn fan_out(app: AppState, mut con: ConnectionManager, mut shutdown: watch::Receiver<bool>) {
+async fn fan_out(app: AppState, con: ConnectionManager, shutdown: watch::Receiver<bool>) {
     let consumer = format!("origin-{}", std::process::id());
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        if *shutdown.borrow() {
-            return;
-        }
-        let step = tokio::select! {
-            r = fan_out_once(&app, &mut con, &consumer) => r,
-            _ = shutdown.changed() => return,
-        };
-        match step {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => {
-                tracing::warn!(cause = %e, "webhook fan-out: retrying");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
-    }
+    crate::jobs::consume_until("webhook fan-out", shutdown, || {
+        let (app, mut con, consumer) = (app.clone(), con.clone(), consumer.clone());
+        async move { fan_out_once(&app, &mut con, &consumer).await }
+    })
+    .await;
 }
 
 async fn fan_out_once(

@@ -169,23 +169,12 @@ async fn poster_storyboard_and_iframe_playlists_come_from_the_same_run() {
             let range = format!("bytes={off}-{}", off + len - 1);
             // The first request of an object is a miss, answered whole (the edge does not
             // serve ranges while it fills its cache); the same range again is a 206 from it.
-            let first = st
-                .http
-                .get(&url)
-                .header("range", &range)
-                .send()
-                .await
-                .unwrap();
+            let ranged = || st.http.get(&url).header("range", &range).send();
+            let first = ranged().await.unwrap();
             assert_eq!(first.status(), 200, "{seg} {br}");
             assert_eq!(first.headers()["x-cache"], "MISS");
             let whole = first.bytes().await.unwrap();
-            let r = st
-                .http
-                .get(&url)
-                .header("range", &range)
-                .send()
-                .await
-                .unwrap();
+            let r = ranged().await.unwrap();
             assert_eq!(r.status(), 206, "{seg} {br}");
             assert!(r.headers()["x-cache"].to_str().unwrap().starts_with("HIT"));
             let frame = r.bytes().await.unwrap();
