@@ -56,17 +56,18 @@ pub const CLIENT_IP_HEADER: &str = "x-streamgate-client-ip";
 pub const MEDIA_PREFIX: &str = "/v/";
 
 /// The demuxers FFmpeg and ffprobe may use on an uploaded file (`-format_whitelist`, at origin's
-/// probe and in the transcoder): video containers only. Playlists and lists (`hls`, `dash`,
+/// probe and in the transcoder): video containers and the common audio files (MP3, WAV, FLAC,
+/// ADTS AAC; M4A is `mov`, Ogg Vorbis/Opus is `ogg`). Playlists and lists (`hls`, `dash`,
 /// `concat`), image sequences and text formats are refused: they make FFmpeg open further
 /// files or URLs the uploader chose (internal services, cloud metadata, local files).
-pub const FFMPEG_FORMATS: &str = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,mxf";
+pub const FFMPEG_FORMATS: &str = "mov,matroska,avi,flv,mpegts,mpeg,asf,ogg,mxf,mp3,wav,flac,aac";
 
 /// The reason an upload in another format fails with (`{demuxer}` is what FFmpeg detected).
 pub fn unaccepted_format(demuxer: &str) -> String {
     format!(
-        "not a video file: {demuxer} input is not accepted (playlists, lists, images and text \
+        "not a media file: {demuxer} input is not accepted (playlists, lists, images and text \
          are refused; upload a video container: MP4/MOV, Matroska/WebM, AVI, FLV, MPEG-TS/PS, \
-         ASF/WMV, Ogg or MXF)"
+         ASF/WMV, Ogg or MXF, or audio: M4A, MP3, WAV, FLAC, AAC)"
     )
 }
 
@@ -161,6 +162,23 @@ pub struct Rendition {
     pub bandwidth: u64,
 }
 
+/// One packaged audio rendition: an alternate language of a video (HLS `EXT-X-MEDIA`
+/// `TYPE=AUDIO`, a DASH audio adaptation set with `@lang`), or a rung of an audio-only
+/// ladder (then it is also an HLS variant stream).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioRendition {
+    /// Its folder under `media/{id}/` (`audio`, `audio-fr`, `aac-128k`).
+    pub name: String,
+    /// BCP 47 language tag from the source stream's metadata, when it has one.
+    pub language: Option<String>,
+    /// The name players show (`Français`, `Audio 2`).
+    pub label: String,
+    /// Channels encoded.
+    pub channels: u32,
+    /// Bit rate the encoder was given, bits per second.
+    pub bitrate: u64,
+}
+
 /// What a package has besides its renditions, from the same FFmpeg run: paths are relative to
 /// the content (`media/{id}/…`), served gated through the edge like segments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +232,10 @@ pub enum Event {
         /// Poster, storyboard and I-frame playlists (absent from older transcoders).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         artwork: Option<Artwork>,
+        /// The audio renditions (absent from older transcoders): one per source audio stream
+        /// of a video, or the ladder of an audio-only source (whose `renditions` is empty).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        audio: Vec<AudioRendition>,
     },
     /// The job cannot succeed (bad input) or ran out of attempts.
     Failed {
@@ -255,8 +277,10 @@ pub enum Invalidation {
         /// Content id.
         content_id: String,
     },
-    /// An operator purged cached objects at one edge (admin API): every edge drops them from
-    /// its L1 (the purging edge already deleted the L2 keys).
+    /// Cached objects to forget: an operator purged them at one edge (admin API), or origin
+    /// rewrote them (a manifest after a caption change). Every edge drops them from its L1;
+    /// one object (`path` set) also from L2 (each edge deletes that key; a whole content's L2
+    /// keys are deleted by whoever purged it).
     Purged {
         /// Content id.
         content_id: String,

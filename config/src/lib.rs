@@ -22,6 +22,7 @@ mod env;
 mod error;
 mod grants;
 mod keyring;
+pub mod lang;
 pub mod net;
 mod origin;
 mod proxy;

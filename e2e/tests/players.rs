@@ -2,12 +2,15 @@
 //! (`scripts/players/play.mjs`, page served from another origin so CORS is exercised) play a
 //! gated video through the stack's edge; the same with a tampered token fails; cookie mode
 //! (grant with `?mode=cookie&redirect=hls`, token in an HttpOnly cookie) plays too; both players
-//! play over HTTPS/HTTP2 from the edge's TLS listener with the stack's CA trusted.
+//! play over HTTPS/HTTP2 from the edge's TLS listener with the stack's CA trusted; both offer
+//! the caption tracks added after packaging (WebVTT and SRT) and the source's two audio
+//! languages, with their languages, and show the chosen caption track's cues at the times the
+//! file gives; both play an audio-only upload (a podcast's MP3).
 
 use std::{process::Command, time::Duration};
 
 use serde_json::Value;
-use streamgate_testkit::{Stack, Wallet, grant, make_clip};
+use streamgate_testkit::{Stack, Wallet, grant, make_audio, make_multi_audio_clip};
 
 /// Runs the player check, its page served from the stack's `PLAYER_PAGE_PORT` (the one page
 /// origin the stack edge's CORS list names, besides `http://player.example`); (exit success,
@@ -34,28 +37,109 @@ fn play(st: &Stack, args: &[&str]) -> (bool, Value) {
 #[tokio::test]
 async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
     let st = Stack::load().await;
-    let clip = make_clip(640, 360, 8, true);
+    let clip = make_multi_audio_clip(640, 360, 8, &["eng", "fra"]);
     let id = st.upload("players", &clip, 1 << 20).await;
     assert_eq!(
         st.wait_done(&id, Duration::from_secs(120)).await["status"],
         "ready"
     );
+    // Two caption tracks, added to the ready package (English as WebVTT, French as SRT).
+    for (lang, content_type, text) in [
+        (
+            "en",
+            "text/vtt",
+            "WEBVTT\n\n00:00:01.000 --> 00:00:03.000\nHello\n\n00:00:04.000 --> 00:00:06.000\nWorld\n",
+        ),
+        (
+            "fr",
+            "application/x-subrip",
+            "1\n00:00:01,000 --> 00:00:03,000\nBonjour\n",
+        ),
+    ] {
+        let r = st
+            .http
+            .put(format!("{}/v1/contents/{id}/captions/{lang}", st.origin))
+            .header("authorization", st.bearer())
+            .header("content-type", content_type)
+            .body(text)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201, "{lang}: {:?}", r.text().await);
+    }
     let viewer = st.sign_in(&Wallet::new(51)).await;
     let (status, body) = grant(&st, &id, Some(&viewer)).await;
     assert_eq!(status, 200, "{body}");
 
     for (kind, url) in [("hls", &body["hls"]), ("dash", &body["dash"])] {
         let url = format!("{}{}", st.edge, url.as_str().unwrap());
-        let (ok, report) = play(&st, &["--kind", kind, "--url", &url, "--seconds", "4"]);
+        let (ok, report) = play(
+            &st,
+            &[
+                "--kind",
+                kind,
+                "--url",
+                &url,
+                "--seconds",
+                "4",
+                "--text-lang",
+                "en",
+            ],
+        );
         assert!(ok, "{kind}: {report}");
         assert_eq!(report["played"], true, "{report}");
         assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
         assert_eq!(report["bad"].as_array().unwrap().len(), 0, "{report}");
+        // The player offers both languages; the English track shows the file's cues.
+        let mut langs: Vec<&str> = report["tracks"]["text"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["lang"].as_str().unwrap_or_default())
+            .collect();
+        langs.sort_unstable();
+        assert_eq!(langs, ["en", "fr"], "{kind}: {report}");
+        // Both audio languages, as the player lists them.
+        let mut audio: Vec<&str> = report["tracks"]["audio"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["lang"].as_str().unwrap_or_default())
+            .collect();
+        audio.sort_unstable();
+        assert_eq!(audio, ["en", "fr"], "{kind}: {report}");
+        let text = &report["text"];
+        assert_eq!(text["language"], "en", "{kind}: {report}");
+        assert_eq!(text["count"], 2, "{kind}: {report}");
+        let first = &text["first"][0];
+        assert_eq!(first["text"], "Hello", "{kind}: {report}");
+        let start = first["start"].as_f64().unwrap();
+        assert!(
+            (start - 1.0).abs() < 0.1,
+            "{kind}: cue at {start}: {report}"
+        );
         let text = report.to_string();
         assert!(
             !text.contains(body["token"].as_str().unwrap()),
             "token leaked"
         );
+    }
+
+    // An audio-only upload plays in both (the video element plays the AAC ladder).
+    let podcast = st
+        .upload("podcast", &make_audio(6, "mp3", Some("eng")), 1 << 20)
+        .await;
+    assert_eq!(
+        st.wait_done(&podcast, Duration::from_secs(120)).await["status"],
+        "ready"
+    );
+    let (status, pod) = grant(&st, &podcast, Some(&viewer)).await;
+    assert_eq!(status, 200, "{pod}");
+    for (kind, url) in [("hls", &pod["hls"]), ("dash", &pod["dash"])] {
+        let url = format!("{}{}", st.edge, url.as_str().unwrap());
+        let (ok, report) = play(&st, &["--kind", kind, "--url", &url, "--seconds", "3"]);
+        assert!(ok, "audio only, {kind}: {report}");
+        assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
     }
 
     // The same players over HTTPS (HTTP/2) from the stack's TLS listener, the browser trusting

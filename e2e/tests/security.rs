@@ -435,7 +435,7 @@ async fn uploaded_playlists_fetch_nothing() {
     );
     for err in errors {
         assert!(
-            err.starts_with("not a video file") && err.contains("is not accepted"),
+            err.starts_with("not a media file") && err.contains("is not accepted"),
             "{err}"
         );
     }

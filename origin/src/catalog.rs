@@ -78,6 +78,12 @@ pub struct ContentRecord {
     /// Poster, storyboard and I-frame playlists, once ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artwork: Option<streamgate_config::contract::Artwork>,
+    /// Caption and subtitle tracks, by language.
+    #[serde(default)]
+    pub captions: Vec<crate::captions::Caption>,
+    /// Audio renditions, once ready: the languages of a video, or an audio-only ladder.
+    #[serde(default)]
+    pub audio: Vec<streamgate_config::contract::AudioRendition>,
     /// The current tus upload, if any.
     #[serde(default)]
     pub upload_id: Option<String>,
@@ -204,6 +210,23 @@ impl Catalog {
     where
         F: FnOnce(&mut ContentRecord) -> AppResult<bool>,
     {
+        self.update_and(id, f, |_| async { Ok(()) }).await
+    }
+
+    /// [`update`](Self::update), and when `f` changed the record, `before_write` runs on the
+    /// new record still under the lock, before it is written (the caption republisher writes
+    /// the manifests the record describes). Its error leaves the record as it was.
+    pub(crate) async fn update_and<F, G, Fut>(
+        &self,
+        id: &str,
+        f: F,
+        before_write: G,
+    ) -> AppResult<ContentRecord>
+    where
+        F: FnOnce(&mut ContentRecord) -> AppResult<bool>,
+        G: FnOnce(ContentRecord) -> Fut,
+        Fut: std::future::Future<Output = AppResult<()>>,
+    {
         let (_local, lease) = self.lock(id).await?;
         let out = async {
             let mut rec = self
@@ -212,6 +235,7 @@ impl Catalog {
                 .ok_or(AppError::NotFound("no such content"))?;
             if f(&mut rec)? {
                 rec.updated_at = now_ms();
+                before_write(rec.clone()).await?;
                 self.put(&rec).await?;
                 self.ready.invalidate(id).await;
             }
@@ -251,6 +275,8 @@ impl Catalog {
                 error: None,
                 has_audio: None,
                 artwork: None,
+                captions: Vec::new(),
+                audio: Vec::new(),
                 upload_id: None,
                 created_at: rec.created_at,
                 updated_at: now,

@@ -78,6 +78,8 @@ pub(crate) async fn create(
         error: None,
         has_audio: None,
         artwork: None,
+        captions: Vec::new(),
+        audio: Vec::new(),
         upload_id: None,
         created_at: now,
         updated_at: now,
@@ -111,6 +113,8 @@ pub(crate) struct PublicView<'a> {
     has_audio: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     artwork: Option<&'a streamgate_config::contract::Artwork>,
+    captions: &'a [crate::captions::Caption],
+    audio: &'a [streamgate_config::contract::AudioRendition],
 }
 
 impl<'a> From<&'a ContentRecord> for PublicView<'a> {
@@ -129,6 +133,8 @@ impl<'a> From<&'a ContentRecord> for PublicView<'a> {
             error: r.error.as_deref(),
             has_audio: r.has_audio,
             artwork: r.artwork.as_ref(),
+            captions: &r.captions,
+            audio: &r.audio,
         }
     }
 }

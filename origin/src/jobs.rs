@@ -78,13 +78,12 @@ pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<
             )
             .await;
         }
-        Probe::Video {
-            width,
-            height,
+        Probe::Media {
+            video,
             duration_s,
             has_audio,
         } => {
-            tracing::info!(content_id = %up.content_id, width, height, ?duration_s, has_audio, "upload probed");
+            tracing::info!(content_id = %up.content_id, ?video, ?duration_s, has_audio, "upload probed");
             // Catalog first, then the job: a fast transcoder's `ready` must land after this.
             app.catalog
                 .update(&up.content_id, |r| {
@@ -138,9 +137,11 @@ fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
             duration_s,
             has_audio,
             artwork,
+            audio,
             ..
         } => {
             rec.status = Status::Ready;
+            rec.audio = audio.clone();
             rec.progress = 100.0;
             rec.renditions = renditions.clone();
             rec.duration_s = Some(*duration_s);
@@ -281,12 +282,23 @@ async fn handle_entry(app: &AppState, entry: &StreamId) {
     // Retry storage errors a few times; an event is never dropped for a passing S3 fault.
     for attempt in 0..5u32 {
         let mut changed = false;
+        // A package that became ready gets the caption tracks stored meanwhile.
+        let ready = matches!(ev, Event::Ready { .. });
         let updated = app
             .catalog
-            .update(&id, |rec| {
-                changed = apply(rec, &ev);
-                Ok(changed)
-            })
+            .update_and(
+                &id,
+                |rec| {
+                    changed = apply(rec, &ev);
+                    Ok(changed)
+                },
+                |rec| async move {
+                    if ready && !rec.captions.is_empty() {
+                        crate::captions::republish_if_ready(app, &rec).await?;
+                    }
+                    Ok(())
+                },
+            )
             .await;
         match updated {
             Ok(rec) => {
@@ -325,6 +337,7 @@ async fn notify(app: &AppState, rec: &ContentRecord, ev: &Event, entry_id: &str)
                 "status": "ready",
                 "duration_s": rec.duration_s,
                 "renditions": rec.renditions,
+                "audio": rec.audio,
             }),
         ),
         Event::Failed { .. } => (
@@ -379,6 +392,8 @@ mod tests {
             error: None,
             has_audio: None,
             artwork: None,
+            captions: Vec::new(),
+            audio: Vec::new(),
             upload_id: None,
             created_at: 0,
             updated_at: 0,
@@ -402,6 +417,7 @@ mod tests {
             duration_s: 6.0,
             has_audio: true,
             artwork: None,
+            audio: vec![],
         };
         assert!(apply(&mut r, &ready));
         assert_eq!(

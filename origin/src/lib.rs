@@ -33,6 +33,7 @@
 //!
 //! Run: `streamgate-origin --config config/assets/origin.toml`.
 
+mod captions;
 mod catalog;
 mod contents;
 mod contract_wallet;
@@ -161,6 +162,12 @@ pub fn app(state: AppState) -> Router {
         )
         // tus bodies are streamed; their size is checked against Upload-Length instead.
         .layer(DefaultBodyLimit::disable());
+    let captions = Router::new()
+        .route(
+            "/v1/contents/{id}/captions/{lang}",
+            axum::routing::put(captions::put).delete(captions::delete),
+        )
+        .layer(DefaultBodyLimit::max(captions::MAX_BYTES));
     let routes = Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -185,7 +192,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .layer(DefaultBodyLimit::max(json_limit));
-    served(routes.merge(uploads), state)
+    served(routes.merge(uploads).merge(captions), state)
 }
 
 /// What both listeners share: the JSON 404, metrics, request ids and tracing.

@@ -16,9 +16,23 @@ use streamgate_config::contract::{is_valid_content_id, is_valid_media_path, layo
 
 use crate::{AppError, AppState, error::AppResult, metrics::METRICS};
 
-/// Cache policy of packaged files: segments and finished VOD manifests never change under a
-/// name (a re-package is purged explicitly).
+/// Cache policy of packaged files: segments, init segments, rendition playlists and images
+/// never change under a name (a re-package is purged explicitly).
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// Cache policy of the objects caption changes rewrite (the master playlist, the MPD and the
+/// caption playlists): edges keep them until origin purges them (`s-maxage`), browsers
+/// re-read them after a minute.
+const REWRITTEN: &str = "public, max-age=60, s-maxage=31536000";
+
+/// The cache policy of a package path.
+fn cache_control(path: &str) -> &'static str {
+    let rewritten = path == layout::HLS_MASTER
+        || path == layout::DASH_MANIFEST
+        || path
+            .strip_prefix("captions/")
+            .is_some_and(|f| f.ends_with(".m3u8"));
+    if rewritten { REWRITTEN } else { IMMUTABLE }
+}
 
 fn content_type(path: &str) -> &'static str {
     match path.rsplit_once('.').map(|(_, e)| e) {
@@ -108,7 +122,10 @@ pub(crate) async fn get(
         if conditional && etag_matches(&headers, &etag) {
             let mut h = HeaderMap::new();
             put(&mut h, header::ETAG, &etag);
-            h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache_control(&path)),
+            );
             return Ok((StatusCode::NOT_MODIFIED, h).into_response());
         }
         if method == Method::HEAD {
@@ -182,7 +199,10 @@ fn base_headers(path: &str, etag: &str) -> HeaderMap {
         header::CONTENT_TYPE,
         HeaderValue::from_static(content_type(path)),
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(cache_control(path)),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if !etag.is_empty() {
         put(&mut h, header::ETAG, etag);
@@ -204,6 +224,22 @@ mod tests {
         let mut m = HeaderMap::new();
         m.insert(k, HeaderValue::from_str(v).unwrap());
         m
+    }
+
+    #[test]
+    fn only_rewritten_objects_are_mutable() {
+        for p in ["master.m3u8", "manifest.mpd", "captions/pt-BR.m3u8"] {
+            assert_eq!(cache_control(p), REWRITTEN, "{p}");
+        }
+        for p in [
+            "360p/index.m3u8",
+            "360p/seg-00001.m4s",
+            "captions/pt-BR-0123456789ab.vtt",
+            "thumbs/storyboard.vtt",
+            "poster.jpg",
+        ] {
+            assert_eq!(cache_control(p), IMMUTABLE, "{p}");
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub(crate) struct Metrics {
     pub(crate) webhook_deliveries: IntCounterVec,
     /// Webhook targets refused (non-public address, at registration or delivery).
     pub(crate) webhook_refused_targets: IntCounter,
+    /// Caption uploads and removals, by outcome (`stored`, `replaced`, `deleted`, `refused`).
+    pub(crate) captions: IntCounterVec,
     /// Sign-in outcomes, by method (`siwe`, `siwe_1271` for contract wallets, `siws`) and result
     /// code (`ok` or the refusal reason).
     pub(crate) sign_ins: IntCounterVec,
@@ -112,6 +114,12 @@ impl Metrics {
             webhook_refused_targets: r.counter(
                 "streamgate_origin_webhook_refused_targets_total",
                 "Webhook targets refused as not public",
+            )?,
+            captions: r.counter_vec(
+                "streamgate_origin_captions_total",
+                "Caption files stored, replaced, deleted or refused",
+                &["outcome"],
+                &[&["stored"], &["replaced"], &["deleted"], &["refused"]],
             )?,
             jobs_enqueued: r.counter(
                 "streamgate_origin_jobs_enqueued_total",

@@ -1,7 +1,7 @@
 //! ffprobe on a finished upload, read straight from S3 through a presigned URL (only the
 //! container header is fetched, not the whole file).
 //!
-//! The upload is the attacker's input: ffprobe may only use the video demuxers of
+//! The upload is the attacker's input: ffprobe may only use the media demuxers of
 //! [`FFMPEG_FORMATS`] and only the protocols the presigned read needs (`http,tcp` or
 //! `https,tls,tcp`), so an uploaded playlist or list cannot make origin fetch other URLs or
 //! read local files: it fails with a reason instead.
@@ -18,12 +18,10 @@ use tokio::process::Command;
 /// What the probe found.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Probe {
-    /// A file with at least one video stream.
-    Video {
-        /// Width of the first video stream.
-        width: u32,
-        /// Height of the first video stream.
-        height: u32,
+    /// A file with a video stream, or an audio-only one (podcasts, music).
+    Media {
+        /// Width and height of the first video stream; `None` for audio only.
+        video: Option<(u32, u32)>,
         /// Container duration, when known.
         duration_s: Option<f64>,
         /// Whether an audio stream is present.
@@ -124,48 +122,56 @@ fn classify_failure(stderr: &str) -> Result<Probe, String> {
         return Err(format!("ffprobe could not read the upload: {line}"));
     }
     Ok(Probe::Rejected(format!(
-        "not a video file: {}",
+        "not a media file: {}",
         line.rsplit(": ").next().unwrap_or("unrecognised format")
     )))
 }
 
 fn interpret(stdout: &[u8]) -> Probe {
     let Ok(out) = serde_json::from_slice::<Output>(stdout) else {
-        return Probe::Rejected("not a video file: unreadable probe output".into());
+        return Probe::Rejected("not a media file: unreadable probe output".into());
     };
+    let has_audio = out
+        .streams
+        .iter()
+        .any(|s| s.codec_type.as_deref() == Some("audio"));
+    // Cover art (an attached picture) is not video: an MP3 with a cover is audio only.
     let video = out.streams.iter().find(|s| {
         s.codec_type.as_deref() == Some("video")
             && s.disposition.as_ref().is_none_or(|d| d.attached_pic == 0)
     });
+    let fmt = out.format.as_ref();
+    let duration_s = fmt
+        .and_then(|f| f.duration.as_deref())
+        .and_then(|d| d.parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0);
     let Some(v) = video else {
-        return Probe::Rejected("not a video file: no video stream found".into());
+        if has_audio {
+            return Probe::Media {
+                video: None,
+                duration_s,
+                has_audio,
+            };
+        }
+        return Probe::Rejected("not a media file: no video or audio stream found".into());
     };
     let (Some(width), Some(height)) = (v.width, v.height) else {
-        return Probe::Rejected("not a video file: video stream has no size".into());
+        return Probe::Rejected("not a media file: video stream has no size".into());
     };
     if width == 0 || height == 0 {
-        return Probe::Rejected("not a video file: video stream has no size".into());
+        return Probe::Rejected("not a media file: video stream has no size".into());
     }
-    let fmt = out.format.as_ref();
     // Single images parse as a one-frame "video" in image2 demuxers: not a video.
     if fmt
         .and_then(|f| f.format_name.as_deref())
         .is_some_and(|n| n.ends_with("_pipe") || n == "image2")
     {
-        return Probe::Rejected("not a video file: a still image".into());
+        return Probe::Rejected("not a media file: a still image".into());
     }
-    let duration_s = fmt
-        .and_then(|f| f.duration.as_deref())
-        .and_then(|d| d.parse::<f64>().ok())
-        .filter(|d| d.is_finite() && *d > 0.0);
-    Probe::Video {
-        width,
-        height,
+    Probe::Media {
+        video: Some((width, height)),
         duration_s,
-        has_audio: out
-            .streams
-            .iter()
-            .any(|s| s.codec_type.as_deref() == Some("audio")),
+        has_audio,
     }
 }
 
@@ -181,9 +187,8 @@ mod tests {
         let j = br#"{"streams":[{"codec_type":"video","width":640,"height":360},{"codec_type":"audio"}],"format":{"duration":"6.0","format_name":"mov,mp4,m4a,3gp,3g2,mj2"}}"#;
         assert_eq!(
             interpret(j),
-            Probe::Video {
-                width: 640,
-                height: 360,
+            Probe::Media {
+                video: Some((640, 360)),
                 duration_s: Some(6.0),
                 has_audio: true
             }
@@ -191,7 +196,7 @@ mod tests {
         let j = br#"{"streams":[{"codec_type":"video","width":360,"height":640}],"format":{}}"#;
         assert!(matches!(
             interpret(j),
-            Probe::Video {
+            Probe::Media {
                 has_audio: false,
                 ..
             }
@@ -199,13 +204,22 @@ mod tests {
     }
 
     #[test]
-    fn audio_only_and_images_are_rejected() {
-        let j = br#"{"streams":[{"codec_type":"audio"}],"format":{"format_name":"mp3"}}"#;
-        assert!(matches!(interpret(j), Probe::Rejected(r) if r.contains("no video stream")));
+    fn audio_only_is_media_and_images_are_rejected() {
+        let j = br#"{"streams":[{"codec_type":"audio"},{"codec_type":"video","width":600,"height":600,"disposition":{"attached_pic":1}}],"format":{"format_name":"mp3","duration":"30.5"}}"#;
+        assert_eq!(
+            interpret(j),
+            Probe::Media {
+                video: None,
+                duration_s: Some(30.5),
+                has_audio: true
+            }
+        );
         let j = br#"{"streams":[{"codec_type":"video","width":10,"height":10}],"format":{"format_name":"png_pipe"}}"#;
         assert!(matches!(interpret(j), Probe::Rejected(r) if r.contains("still image")));
         let j = br#"{"streams":[{"codec_type":"video","width":10,"height":10,"disposition":{"attached_pic":1}}],"format":{}}"#;
-        assert!(matches!(interpret(j), Probe::Rejected(_)));
+        assert!(
+            matches!(interpret(j), Probe::Rejected(r) if r.contains("no video or audio stream"))
+        );
     }
 
     #[test]
@@ -223,7 +237,7 @@ mod tests {
         let r = classify_failure("/tmp/x: Invalid data found when processing input\n").unwrap();
         assert_eq!(
             r,
-            Probe::Rejected("not a video file: Invalid data found when processing input".into())
+            Probe::Rejected("not a media file: Invalid data found when processing input".into())
         );
     }
 }

@@ -15,7 +15,8 @@
 //!   ├─ messages: policy_changed                    ─► forget the content's policy
 //!   │            content_deleted / repackaged       ─► forget its policy, drop its objects
 //!   │                                                 from L1 (origin deletes the L2 keys)
-//!   │            purged {content_id, path?}         ─► drop the objects from L1
+//!   │            purged {content_id}                ─► drop its objects from L1
+//!   │            purged {content_id, path}          ─► drop that object from L1 and L2
 //!   │            session_revoked {jti, exp}         ─► refuse that session until exp
 //!   │    a message already replayed is skipped; one that skips a number triggers a catch-up
 //!   ├─ a PING every 15 s: a silent dead connection is noticed
@@ -194,8 +195,10 @@ impl Invalidator {
         if let Some(cache) = &self.cache {
             let storage = cache.storage();
             match path {
+                // One object: every edge deletes its L2 key too (origin, which republishes
+                // manifests when captions change, cannot name pingora's key hashes).
                 Some(p) => {
-                    storage.purge_key(&cache_key(content_id, p), false).await;
+                    storage.purge_key(&cache_key(content_id, p), true).await;
                 }
                 None => {
                     storage.purge_content(content_id, false).await;

@@ -3,7 +3,12 @@
 // Debian's Chromium and prints ONE JSON line about what happened.
 //
 //   node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] [--cookie-mode]
-//                 [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM]
+//                 [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG]
+//
+// The report lists the tracks the player offers (`tracks`: its audio and text tracks with their
+// languages, and the video element's textTracks). --text-lang: once playing, select that
+// language's text track through the player's API and wait (within --timeout) until its cues are
+// loaded; the report's `text` gives the track and its first cues. Without those cues: exit 1.
 //
 // --ca-file: an https:// edge whose certificate chains to PEM (the stack's STACK_CA_FILE). The
 // browser gets a private home whose NSS database trusts that CA, as a system would after
@@ -23,7 +28,7 @@ import { chromium } from 'playwright-core';
 
 const USAGE =
   'usage: node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] ' +
-  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM]';
+  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG]';
 const CHROMIUM = process.env.STREAMGATE_CHROMIUM || '/usr/bin/chromium';
 const LIBS = {
   '/hls.js': new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url),
@@ -38,7 +43,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     seconds: 6, timeout: 30, cookieMode: false, cookie: null, pagePort: 0, noCors: false,
-    caFile: null,
+    caFile: null, textLang: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -55,6 +60,7 @@ function parseArgs(argv) {
       case '--cookie': opts.cookie = value(); opts.cookieMode = true; break;
       case '--page-port': opts.pagePort = Number(value()); break;
       case '--ca-file': opts.caFile = value(); break;
+      case '--text-lang': opts.textLang = value(); break;
       // Trials only, before the edge sends CORS headers: turns the browser's CORS checks off.
       case '--insecure-no-cors': opts.noCors = true; break;
       case '-h': case '--help':
@@ -157,6 +163,51 @@ try {
 } catch (e) {
   note({ player: cfg.kind, event: 'setup', message: String((e && e.message) || e), fatal: true });
 }
+// What the player offers, by its own API and on the video element.
+window.__tracks = () => {
+  const p = window.__player;
+  const out = { audio: [], text: [], element: [] };
+  if (p && cfg.kind === 'hls') {
+    out.audio = (p.audioTracks || []).map((t) => ({ lang: t.lang || null, name: t.name }));
+    out.text = (p.subtitleTracks || []).map((t) => ({ lang: t.lang || null, name: t.name }));
+  } else if (p) {
+    const label = (t) => (t.labels && t.labels[0] && t.labels[0].text) || null;
+    out.audio = p.getTracksFor('audio').map((t) => ({ lang: t.lang || null, name: label(t) }));
+    out.text = p.getTracksFor('text').map((t) => ({ lang: t.lang || null, name: label(t) }));
+  }
+  out.element = Array.from(video.textTracks).map((t) => ({
+    kind: t.kind, language: t.language, label: t.label, mode: t.mode,
+    cues: t.cues ? t.cues.length : null,
+  }));
+  return out;
+};
+// Selects the text track in that language through the player; true once chosen.
+window.__showText = (lang) => {
+  const p = window.__player;
+  if (!p) return false;
+  if (cfg.kind === 'hls') {
+    const i = (p.subtitleTracks || []).findIndex((t) => t.lang === lang);
+    if (i < 0) return false;
+    p.subtitleDisplay = true;
+    if (p.subtitleTrack !== i) p.subtitleTrack = i;
+    return true;
+  }
+  const tracks = p.getTracksFor('text');
+  const i = tracks.findIndex((t) => t.lang === lang);
+  if (i < 0) return false;
+  p.enableText(true);
+  p.setTextTrack(i);
+  return true;
+};
+// The element's showing track in that language and its first cues, once it has some.
+window.__cues = (lang) => {
+  const t = Array.from(video.textTracks).find((x) => x.language === lang && x.mode === 'showing');
+  if (!t || !t.cues || t.cues.length === 0) return null;
+  return {
+    kind: t.kind, language: t.language, label: t.label, count: t.cues.length,
+    first: Array.from(t.cues).slice(0, 3).map((c) => ({ start: c.startTime, end: c.endTime, text: c.text })),
+  };
+};
 </script>
 </body></html>`;
 }
@@ -313,6 +364,16 @@ async function main() {
       if (!result.played && now >= timeoutAt) break;
       await sleep(250);
     }
+    if (result.played && opts.textLang) {
+      const until = Date.now() + opts.timeout * 1000;
+      while (Date.now() < until) {
+        const chosen = await page.evaluate((l) => window.__showText(l), opts.textLang);
+        result.text = chosen ? await page.evaluate((l) => window.__cues(l), opts.textLang) : null;
+        if (result.text) break;
+        await sleep(250);
+      }
+    }
+    if (result.played) result.tracks = await page.evaluate(() => window.__tracks());
     const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
     result.currentTime = r3(state.currentTime);
     // Where the video element stood at the end: helps tell a stall from a refusal.
@@ -333,7 +394,8 @@ async function main() {
   }
   result.elapsedMs = Date.now() - t0;
   const fatal = result.playerErrors.some((e) => e.fatal);
-  const ok = result.played && result.bad.length === 0 && !fatal && !result.error;
+  const textOk = !opts.textLang || !!result.text;
+  const ok = result.played && result.bad.length === 0 && !fatal && !result.error && textOk;
   process.stdout.write(`${redact(JSON.stringify(result))}\n`);
   return ok ? 0 : 1;
 }

@@ -28,7 +28,7 @@ pub mod tls;
 pub mod wallet;
 
 pub use chain::{Chain, Surfnet, deploy, node};
-pub use media::{make_clip, make_clip_at, noise, probe_video};
+pub use media::{make_audio, make_clip, make_clip_at, make_multi_audio_clip, noise, probe_video};
 pub use metrics::metric;
 pub use nix::sys::signal::Signal;
 pub use ports::{Ports, reserve};

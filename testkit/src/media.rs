@@ -34,6 +34,80 @@ pub fn make_clip(width: u32, height: u32, seconds: u32, audio: bool) -> Vec<u8> 
     std::fs::read(out).unwrap()
 }
 
+/// Generates a video of `seconds` with one audio stream per entry of `languages` (ISO 639-2
+/// tags such as `eng`, `fra`; each a tone of its own pitch), Matroska with H.264 and AAC.
+pub fn make_multi_audio_clip(width: u32, height: u32, seconds: u32, languages: &[&str]) -> Vec<u8> {
+    let mut args: Vec<String> = vec![
+        "-f".into(),
+        "lavfi".into(),
+        "-i".into(),
+        format!("testsrc2=size={width}x{height}:rate=25"),
+    ];
+    for i in 0..languages.len() {
+        args.extend([
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("sine=frequency={}:sample_rate=48000", 440 + 110 * i),
+        ]);
+    }
+    args.extend(["-t".into(), seconds.to_string()]);
+    for i in 0..=languages.len() {
+        args.extend(["-map".into(), i.to_string()]);
+    }
+    for (i, l) in languages.iter().enumerate() {
+        args.extend([format!("-metadata:s:a:{i}"), format!("language={l}")]);
+    }
+    args.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+        ]
+        .map(String::from),
+    );
+    ffmpeg_output("clip.mkv", &args)
+}
+
+/// Generates an audio-only file of `seconds` (a 440 Hz tone): `ext` picks the format (`mp3`,
+/// `wav`, `flac`, `m4a`); `language` (ISO 639-2) is written as the file's language tag.
+pub fn make_audio(seconds: u32, ext: &str, language: Option<&str>) -> Vec<u8> {
+    let mut args: Vec<String> = [
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=44100",
+        "-t",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.push(seconds.to_string());
+    if let Some(l) = language {
+        args.extend(["-metadata".into(), format!("language={l}")]);
+        args.extend(["-metadata:s:a:0".into(), format!("language={l}")]);
+    }
+    ffmpeg_output(&format!("audio.{ext}"), &args)
+}
+
+/// Runs `ffmpeg -v error -y {args} {dir}/{name}` and returns the file.
+fn ffmpeg_output(name: &str, args: &[String]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(name);
+    let status = Command::new("ffmpeg")
+        .args(["-v", "error", "-y"])
+        .args(args)
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg {args:?}");
+    std::fs::read(out).unwrap()
+}
+
 /// Deterministic pseudo-random bytes (not a video).
 pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;

@@ -5,7 +5,8 @@
 //! source ─ decode ─ split ─┬─ scale 360p ─ x264 ─┐
 //!                          ├─ scale 540p ─ x264 ─┼─ dash muxer ─ manifest.mpd, master.m3u8,
 //!                          ├─ scale 720p ─ x264 ─┤               media_N.m3u8, N/init.mp4,
-//!         audio ─ aac 48k stereo ────────────────┘               N/seg-00001.m4s …
+//!   each audio stream ─ aac stereo 48 kHz ───────┘               N/seg-00001.m4s …
+//!     (with its language; an audio-only source: its first stream at every rate of its ladder)
 //!                          ├─ thumbnails ─ mjpeg ─ thumbs/t-NNNNN.jpg (tiled into sheets after)
 //!                          └─ poster frame ──── mjpeg ─ poster.jpg      (see `artwork`)
 //! ```
@@ -22,7 +23,7 @@ use tokio::{
     sync::watch,
 };
 
-use crate::{Error, Variant, artwork};
+use crate::{Error, Variant, artwork, audio::AudioOut};
 
 /// File name of the DASH manifest FFmpeg writes.
 pub(crate) const MPD: &str = "manifest.mpd";
@@ -34,20 +35,21 @@ const STDERR_LINES: usize = 20;
 /// Everything that decides the FFmpeg command line.
 #[derive(Debug, Clone)]
 pub(crate) struct EncodePlan<'a> {
+    /// Video rungs (none for an audio-only source).
     pub(crate) variants: &'a [Variant],
-    pub(crate) has_audio: bool,
+    /// Audio outputs, after the rungs in stream order.
+    pub(crate) audio: &'a [AudioOut],
     pub(crate) fps: f64,
     pub(crate) segment_seconds: u32,
     pub(crate) preset: &'a str,
-    pub(crate) audio_kbps: u32,
     /// Poster and thumbnail sheets from the same decode.
     pub(crate) artwork: Option<artwork::Plan>,
 }
 
 impl EncodePlan<'_> {
-    /// Number of output streams (representations): every rung, then audio.
+    /// Number of output streams (representations): every rung, then every audio output.
     pub(crate) fn stream_count(&self) -> usize {
-        self.variants.len() + usize::from(self.has_audio)
+        self.variants.len() + self.audio.len()
     }
 
     /// The FFmpeg arguments (without the program name), writing into `out_dir`.
@@ -77,6 +79,79 @@ impl EncodePlan<'_> {
         ]);
         a.push("-i".into());
         a.push(input.to_string_lossy().into_owned());
+        if n > 0 {
+            self.video_args(&mut a);
+        }
+        for out in self.audio {
+            a.extend(["-map".into(), format!("0:a:{}", out.source)]);
+        }
+        a.extend(["-map_metadata".into(), "-1".into()]);
+        if n > 0 {
+            self.video_codec_args(&mut a, gop);
+        }
+        if !self.audio.is_empty() {
+            a.extend(["-c:a", "aac", "-ac", "2", "-ar", "48000"].map(String::from));
+            for (j, out) in self.audio.iter().enumerate() {
+                a.extend([format!("-b:a:{j}"), format!("{}k", out.kbps)]);
+                if let Some(lang) = &out.language {
+                    a.extend([format!("-metadata:s:a:{j}"), format!("language={lang}")]);
+                }
+            }
+        }
+        // Video: one set. Audio of a video: one set per output (each its own language).
+        // Audio only: one set, the ladder.
+        let mut sets = Vec::new();
+        if n > 0 {
+            sets.push("id=0,streams=v".to_owned());
+            for j in 0..self.audio.len() {
+                sets.push(format!("id={},streams={}", j + 1, n + j));
+            }
+        } else if !self.audio.is_empty() {
+            sets.push("id=0,streams=a".to_owned());
+        }
+        let sets = sets.join(" ");
+        a.extend([
+            "-f".into(),
+            "dash".into(),
+            "-seg_duration".into(),
+            seg.to_string(),
+        ]);
+        a.extend(
+            [
+                "-use_template",
+                "1",
+                "-use_timeline",
+                "0",
+                "-hls_playlist",
+                "1",
+            ]
+            .map(String::from),
+        );
+        a.extend([
+            "-hls_master_name".into(),
+            MASTER.into(),
+            "-adaptation_sets".into(),
+            sets,
+        ]);
+        a.extend([
+            "-init_seg_name".into(),
+            "$RepresentationID$/init.mp4".into(),
+        ]);
+        a.extend([
+            "-media_seg_name".into(),
+            "$RepresentationID$/seg-$Number%05d$.m4s".into(),
+        ]);
+        a.push(out_dir.join(MPD).to_string_lossy().into_owned());
+        if let Some(art) = &self.artwork {
+            a.extend(art.outputs(out_dir));
+        }
+        a
+    }
+
+    /// The filter graph splitting one decode into the rungs (and the artwork branches), and
+    /// the maps of the scaled outputs.
+    fn video_args(&self, a: &mut Vec<String>) {
+        let n = self.variants.len();
         let branches = n + if self.artwork.is_some() { 2 } else { 0 };
         let mut graph = format!("[0:v:0]split={branches}");
         for i in 0..branches {
@@ -95,20 +170,12 @@ impl EncodePlan<'_> {
         for i in 0..n {
             a.extend(["-map".into(), format!("[v{i}]")]);
         }
-        if self.has_audio {
-            a.extend(["-map".into(), "0:a:0".into()]);
-        }
-        a.extend(
-            [
-                "-map_metadata",
-                "-1",
-                "-c:v",
-                "libx264",
-                "-pix_fmt",
-                "yuv420p",
-            ]
-            .map(String::from),
-        );
+    }
+
+    /// x264 for every rung: key frames on the segment grid, per-rung rate control.
+    fn video_codec_args(&self, a: &mut Vec<String>, gop: u32) {
+        let seg = self.segment_seconds;
+        a.extend(["-c:v", "libx264", "-pix_fmt", "yuv420p"].map(String::from));
         a.extend(["-preset".into(), self.preset.into()]);
         a.extend([
             "-sc_threshold".into(),
@@ -133,56 +200,6 @@ impl EncodePlan<'_> {
             a.extend([format!("-maxrate:v:{i}"), format!("{}k", k * 11 / 10)]);
             a.extend([format!("-bufsize:v:{i}"), format!("{}k", k * 2)]);
         }
-        if self.has_audio {
-            a.extend([
-                "-c:a".into(),
-                "aac".into(),
-                "-b:a".into(),
-                format!("{}k", self.audio_kbps),
-            ]);
-            a.extend(["-ac", "2", "-ar", "48000"].map(String::from));
-        }
-        let sets = if self.has_audio {
-            "id=0,streams=v id=1,streams=a"
-        } else {
-            "id=0,streams=v"
-        };
-        a.extend([
-            "-f".into(),
-            "dash".into(),
-            "-seg_duration".into(),
-            seg.to_string(),
-        ]);
-        a.extend(
-            [
-                "-use_template",
-                "1",
-                "-use_timeline",
-                "0",
-                "-hls_playlist",
-                "1",
-            ]
-            .map(String::from),
-        );
-        a.extend([
-            "-hls_master_name".into(),
-            MASTER.into(),
-            "-adaptation_sets".into(),
-            sets.into(),
-        ]);
-        a.extend([
-            "-init_seg_name".into(),
-            "$RepresentationID$/init.mp4".into(),
-        ]);
-        a.extend([
-            "-media_seg_name".into(),
-            "$RepresentationID$/seg-$Number%05d$.m4s".into(),
-        ]);
-        a.push(out_dir.join(MPD).to_string_lossy().into_owned());
-        if let Some(art) = &self.artwork {
-            a.extend(art.outputs(out_dir));
-        }
-        a
     }
 }
 
@@ -318,17 +335,20 @@ mod tests {
             variant("360p", 640, 360, 800),
             variant("720p", 1280, 720, 3000),
         ];
+        let audio = [
+            audio_out(0, 128, "audio", Some("en")),
+            audio_out(1, 128, "audio-fr", Some("fr")),
+        ];
         let plan = EncodePlan {
             variants: &v,
-            has_audio: true,
+            audio: &audio,
             fps: 29.97,
             segment_seconds: 4,
             preset: "veryfast",
-            audio_kbps: 128,
             artwork: artwork::Plan::new(&v, Some(20.0), 29.97),
         };
         let a = joined(&plan);
-        assert_eq!(plan.stream_count(), 3);
+        assert_eq!(plan.stream_count(), 4);
         assert!(a.contains("-i /w/source"), "{a}");
         // The uploader's file is opened as a local video container, nothing else.
         assert!(
@@ -341,13 +361,15 @@ mod tests {
         assert!(a.contains(
             "[0:v:0]split=4[s0][s1][s2][s3];[s0]scale=w=640:h=360,setsar=1[v0];[s1]scale=w=1280:h=720,setsar=1[v1];[s2]fps=1/1,"
         ), "{a}");
-        assert!(a.contains("-map [v0] -map [v1] -map 0:a:0"));
+        assert!(a.contains("-map [v0] -map [v1] -map 0:a:0 -map 0:a:1 -map_metadata -1"));
         assert!(a.contains("-b:v:1 3000k -maxrate:v:1 3300k -bufsize:v:1 6000k"));
         assert!(a.contains("-profile:v:0 main") && a.contains("-profile:v:1 high"));
         assert!(a.contains("-g 120 -keyint_min 120"));
         assert!(a.contains("-force_key_frames expr:gte(t,n_forced*4)"));
-        assert!(a.contains("-c:a aac -b:a 128k -ac 2 -ar 48000"));
-        assert!(a.contains("-adaptation_sets id=0,streams=v id=1,streams=a"));
+        assert!(a.contains(
+            "-c:a aac -ac 2 -ar 48000 -b:a:0 128k -metadata:s:a:0 language=en -b:a:1 128k -metadata:s:a:1 language=fr"
+        ), "{a}");
+        assert!(a.contains("-adaptation_sets id=0,streams=v id=1,streams=2 id=2,streams=3"));
         assert!(a.contains("-seg_duration 4"));
         assert!(a.contains("-preset veryfast") && a.contains("-pix_fmt yuv420p"));
         // The DASH output, then the sheets and the poster from the same decode.
@@ -360,11 +382,10 @@ mod tests {
         let v = [variant("360p", 360, 640, 800)];
         let plan = EncodePlan {
             variants: &v,
-            has_audio: false,
+            audio: &[],
             fps: 25.0,
             segment_seconds: 2,
             preset: "ultrafast",
-            audio_kbps: 128,
             artwork: None,
         };
         let a = joined(&plan);
@@ -376,6 +397,40 @@ mod tests {
         assert!(!a.contains("0:a:0") && !a.contains("-c:a"));
         assert!(a.contains("-adaptation_sets id=0,streams=v -"));
         assert!(a.contains("-g 50 "));
+    }
+
+    #[test]
+    fn args_for_audio_only() {
+        let audio = [
+            audio_out(0, 64, "aac-64k", None),
+            audio_out(0, 128, "aac-128k", None),
+        ];
+        let plan = EncodePlan {
+            variants: &[],
+            audio: &audio,
+            fps: 30.0,
+            segment_seconds: 4,
+            preset: "veryfast",
+            artwork: None,
+        };
+        let a = joined(&plan);
+        assert_eq!(plan.stream_count(), 2);
+        assert!(
+            !a.contains("filter_complex") && !a.contains("libx264"),
+            "{a}"
+        );
+        assert!(a.contains("-i /w/source -map 0:a:0 -map 0:a:0 -map_metadata -1 -c:a aac -ac 2 -ar 48000 -b:a:0 64k -b:a:1 128k"), "{a}");
+        assert!(a.contains("-adaptation_sets id=0,streams=a -"), "{a}");
+    }
+
+    fn audio_out(source: usize, kbps: u32, folder: &str, language: Option<&str>) -> AudioOut {
+        AudioOut {
+            source,
+            kbps,
+            folder: folder.into(),
+            language: language.map(str::to_owned),
+            label: "x".into(),
+        }
     }
 
     #[test]

@@ -95,6 +95,8 @@ mod tests {
             duration_s: Some(10.0),
             fps: 30.0,
             has_audio: true,
+            has_video: true,
+            audio: Vec::new(),
         }
     }
 

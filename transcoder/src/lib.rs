@@ -16,6 +16,7 @@
 //! integration tests in `tests/` run [`transcode`] on generated clips.
 
 mod artwork;
+mod audio;
 mod error;
 mod ffmpeg;
 mod iframes;
@@ -38,7 +39,7 @@ pub use error::Error;
 pub use ladder::{Variant, plan};
 pub use manifest::{MasterVariant, extinf_total, master_variants, playlist_uris};
 pub use package::{Package, transcode};
-pub use probe::{SourceInfo, probe};
+pub use probe::{AudioStream, MAX_AUDIO_STREAMS, SourceInfo, probe};
 
 /// Runs the transcoder until SIGTERM or ctrl-c.
 ///

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use streamgate_config::contract::is_valid_media_path;
 
-use crate::Error;
+use crate::{
+    Error,
+    audio::{AudioOut, CHANNELS},
+};
 
 /// File name of each rendition's HLS media playlist inside its folder.
 pub(crate) const MEDIA_PLAYLIST: &str = "index.m3u8";
@@ -68,6 +71,44 @@ pub(crate) fn rewrite_master(text: &str, folders: &[String]) -> String {
             }
         })
         .collect()
+}
+
+/// Describes the audio renditions of a video's master: FFmpeg writes each as
+/// `#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=…,NAME=…,DEFAULT=…,URI="{folder}/index.m3u8"` without a
+/// language; each line naming one of `outs` is rewritten with its `NAME`, `LANGUAGE`,
+/// `AUTOSELECT` and `CHANNELS` (the group and `DEFAULT` kept).
+pub(crate) fn describe_audio(text: &str, outs: &[AudioOut]) -> String {
+    let mut out = String::with_capacity(text.len() + outs.len() * 64);
+    for line in text.lines() {
+        let described = line
+            .strip_prefix("#EXT-X-MEDIA:")
+            .filter(|attrs| attrs.contains("TYPE=AUDIO"))
+            .and_then(|attrs| {
+                let a = outs.iter().find(|a| {
+                    attrs.contains(&format!("URI=\"{}/{MEDIA_PLAYLIST}\"", a.folder))
+                })?;
+                let attr = |name: &str| {
+                    attrs
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                };
+                let group = attr("GROUP-ID")?;
+                let default = attr("DEFAULT").unwrap_or("NO");
+                let language = a
+                    .language
+                    .as_deref()
+                    .map(|l| format!(",LANGUAGE=\"{l}\""))
+                    .unwrap_or_default();
+                Some(format!(
+                    "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={group},NAME=\"{}\"{language},DEFAULT={default},\
+                     AUTOSELECT=YES,CHANNELS=\"{CHANNELS}\",URI=\"{}/{MEDIA_PLAYLIST}\"",
+                    a.label, a.folder
+                ))
+            });
+        out.push_str(described.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
 }
 
 /// Names each DASH `Representation` after its folder, so that the `$RepresentationID$/…`
@@ -252,6 +293,35 @@ mod tests {
         assert_eq!(v[1].uri, "360p/index.m3u8");
         assert_eq!(v[1].bandwidth, 932_925);
         assert_eq!(v[0].resolution, Some((426, 240)));
+    }
+
+    #[test]
+    fn audio_renditions_get_languages() {
+        let master = "#EXTM3U\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"audio\",DEFAULT=YES,URI=\"audio/index.m3u8\"\n\
+            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"audio-fr\",DEFAULT=NO,URI=\"audio-fr/index.m3u8\"\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1.64001e,mp4a.40.2\",AUDIO=\"group_A1\"\n360p/index.m3u8\n";
+        let out = |folder: &str, language: Option<&str>, label: &str| AudioOut {
+            source: 0,
+            kbps: 128,
+            folder: folder.into(),
+            language: language.map(str::to_owned),
+            label: label.into(),
+        };
+        let got = describe_audio(
+            master,
+            &[
+                out("audio", None, "Audio 1"),
+                out("audio-fr", Some("fr"), "Français"),
+            ],
+        );
+        assert!(got.contains(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_A1\",NAME=\"Audio 1\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\"\n"
+        ), "{got}");
+        assert!(got.contains(
+            "NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\"\n"
+        ), "{got}");
+        assert!(got.ends_with("AUDIO=\"group_A1\"\n360p/index.m3u8\n"));
     }
 
     #[test]

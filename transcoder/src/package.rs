@@ -10,6 +10,8 @@
 //! 360p/init.mp4            CMAF init segment
 //! 360p/seg-00001.m4s …     CMAF media segments, shared by HLS and DASH
 //! audio/…                  the same for the AAC track, when the source has audio
+//! audio-fr/…               another language of the source (one folder per audio stream)
+//! aac-64k/, aac-128k/      an audio-only source's ladder (no video folders, no artwork)
 //! poster.jpg               poster (the top rung's size)
 //! thumbs/sprite-001.jpg …  thumbnail sheets, thumbs/storyboard.vtt their WebVTT storyboard
 //! ```
@@ -18,12 +20,13 @@ use std::path::{Path, PathBuf};
 
 use streamgate_config::{
     FfmpegConfig, Rung,
-    contract::{Artwork, Rendition},
+    contract::{Artwork, AudioRendition, Rendition},
 };
 use tokio::sync::watch;
 
 use crate::{
     Error, SourceInfo, Variant, artwork,
+    audio::{self, AudioOut},
     ffmpeg::{self, EncodePlan, MASTER, MPD, Supervision},
     iframes::{self, IFRAME_PLAYLIST, IframeStream},
     ladder,
@@ -31,16 +34,16 @@ use crate::{
     probe,
 };
 
-/// Folder of the audio representation (unless a rung already has that name).
-const AUDIO_FOLDER: &str = "audio";
-
 /// A finished, verified package on local disk.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Package {
     /// Root of the package (holds `master.m3u8` and `manifest.mpd`).
     pub dir: PathBuf,
-    /// The video renditions, smallest first, with the bandwidth the HLS master announces.
+    /// The video renditions, smallest first, with the bandwidth the HLS master announces
+    /// (none for an audio-only source).
     pub renditions: Vec<Rendition>,
+    /// The audio renditions: each language of a video, or an audio-only ladder.
+    pub audio: Vec<AudioRendition>,
     /// Presentation duration (sum of the first rendition's segment durations), seconds.
     pub duration_s: f64,
     /// Whether an audio track was packaged.
@@ -57,8 +60,8 @@ pub struct Package {
 /// percent (only when the source has a known duration); setting `cancel` to `true` kills FFmpeg.
 ///
 /// # Errors
-/// Permanent ([`Error::is_permanent`]): the input is not a usable video (`no video stream
-/// found`), FFmpeg rejects it, or its output is incomplete. Transient: I/O errors, a timeout,
+/// Permanent ([`Error::is_permanent`]): the input is not usable media (`no video or audio
+/// stream found`), FFmpeg rejects it, or its output is incomplete. Transient: I/O errors, a timeout,
 /// FFmpeg killed, cancellation.
 pub async fn transcode(
     cfg: &FfmpegConfig,
@@ -69,23 +72,28 @@ pub async fn transcode(
     cancel: watch::Receiver<bool>,
 ) -> Result<Package, Error> {
     let info = probe::probe(&cfg.ffprobe, source).await?;
-    let variants = ladder::plan(ladder, &info)?;
+    let variants = if info.has_video {
+        ladder::plan(ladder, &info)?
+    } else {
+        Vec::new()
+    };
+    let audio_outs = audio::plan(&info, &variants, cfg.audio_bitrate_kbps);
     tracing::info!(
         width = info.width,
         height = info.height,
         rotation = info.rotation,
         duration_s = info.duration_s,
-        has_audio = info.has_audio,
+        audio_streams = info.audio.len(),
         rungs = ?variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>(),
+        audio = ?audio_outs.iter().map(|a| a.folder.as_str()).collect::<Vec<_>>(),
         "source probed"
     );
     let plan = EncodePlan {
         variants: &variants,
-        has_audio: info.has_audio,
+        audio: &audio_outs,
         fps: info.fps,
         segment_seconds: cfg.segment_seconds,
         preset: &cfg.preset,
-        audio_kbps: cfg.audio_bitrate_kbps,
         artwork: artwork::Plan::new(&variants, info.duration_s, info.fps),
     };
     let raw = work_dir.join("ffmpeg");
@@ -110,11 +118,15 @@ pub async fn transcode(
     ffmpeg::run(sup, &plan.args(source, &raw)).await?;
 
     let dir = work_dir.join("package");
-    let folders = folders(&variants, info.has_audio);
-    restructure(&raw, &dir, &folders).await?;
-    let iframe_playlists = add_iframe_playlists(&dir, &variants).await?;
+    let folders = folders(&variants, &audio_outs);
+    restructure(&raw, &dir, &folders, &audio_outs).await?;
+    let iframe_playlists = if variants.is_empty() {
+        Vec::new()
+    } else {
+        add_iframe_playlists(&dir, &variants).await?
+    };
     manifest::verify(&dir, MPD, MASTER).await?;
-    let mut pkg = describe(dir, &variants, info).await?;
+    let mut pkg = describe(dir, &variants, &audio_outs, info).await?;
     if let Some(art) = &plan.artwork {
         pkg.artwork = Some(
             artwork::finish(
@@ -149,23 +161,24 @@ async fn add_iframe_playlists(dir: &Path, variants: &[Variant]) -> Result<Vec<St
     Ok(streams.into_iter().map(|s| s.uri).collect())
 }
 
-/// Folder of each output stream, in stream order: the rung names, then the audio folder.
-fn folders(variants: &[Variant], has_audio: bool) -> Vec<String> {
-    let mut f: Vec<String> = variants.iter().map(|v| v.name.clone()).collect();
-    if has_audio {
-        let audio = if f.iter().any(|n| n == AUDIO_FOLDER) {
-            "audio_track"
-        } else {
-            AUDIO_FOLDER
-        };
-        f.push(audio.to_owned());
-    }
-    f
+/// Folder of each output stream, in stream order: the rung names, then the audio folders.
+fn folders(variants: &[Variant], audio: &[AudioOut]) -> Vec<String> {
+    variants
+        .iter()
+        .map(|v| v.name.clone())
+        .chain(audio.iter().map(|a| a.folder.clone()))
+        .collect()
 }
 
 /// Moves FFmpeg's `raw/{i}/` folders to `dir/{folder}/`, each media playlist into its folder,
-/// and rewrites the master playlist and the MPD to match.
-async fn restructure(raw: &Path, dir: &Path, folders: &[String]) -> Result<(), Error> {
+/// and rewrites the master playlist (audio renditions named, with their languages) and the MPD
+/// to match.
+async fn restructure(
+    raw: &Path,
+    dir: &Path,
+    folders: &[String],
+    audio: &[AudioOut],
+) -> Result<(), Error> {
     tokio::fs::create_dir_all(dir)
         .await
         .map_err(Error::io("creating", dir))?;
@@ -179,6 +192,7 @@ async fn restructure(raw: &Path, dir: &Path, folders: &[String]) -> Result<(), E
         write(&to.join(MEDIA_PLAYLIST), rewritten).await?;
     }
     let master = manifest::rewrite_master(&read(&raw.join(MASTER)).await?, folders);
+    let master = manifest::describe_audio(&master, audio);
     write(&dir.join(MASTER), master).await?;
     let mpd = manifest::rewrite_mpd(&read(&raw.join(MPD)).await?, folders)?;
     write(&dir.join(MPD), mpd).await
@@ -188,6 +202,7 @@ async fn restructure(raw: &Path, dir: &Path, folders: &[String]) -> Result<(), E
 async fn describe(
     dir: PathBuf,
     variants: &[Variant],
+    audio: &[AudioOut],
     source: SourceInfo,
 ) -> Result<Package, Error> {
     let master = read(&dir.join(MASTER)).await?;
@@ -207,15 +222,19 @@ async fn describe(
             bandwidth,
         });
     }
+    // A video's duration is its first rung's; an audio-only source's its first audio rung's.
     let first = variants
         .first()
+        .map(|v| v.name.as_str())
+        .or_else(|| audio.first().map(|a| a.folder.as_str()))
         .ok_or_else(|| Error::Package("no renditions".into()))?;
-    let playlist = read(&dir.join(&first.name).join(MEDIA_PLAYLIST)).await?;
+    let playlist = read(&dir.join(first).join(MEDIA_PLAYLIST)).await?;
     Ok(Package {
         duration_s: (manifest::extinf_total(&playlist) * 1000.0).round() / 1000.0,
         dir,
         renditions,
-        has_audio: source.has_audio,
+        audio: audio.iter().map(AudioOut::rendition).collect(),
+        has_audio: !audio.is_empty(),
         source,
         artwork: None,
     })
@@ -236,22 +255,4 @@ async fn write(path: &Path, text: String) -> Result<(), Error> {
     tokio::fs::write(path, text)
         .await
         .map_err(Error::io("writing", path))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audio_folder_avoids_rung_names() {
-        let v = |n: &str| Variant {
-            name: n.into(),
-            width: 2,
-            height: 2,
-            video_kbps: 100,
-        };
-        assert_eq!(folders(&[v("360p")], true), ["360p", "audio"]);
-        assert_eq!(folders(&[v("360p")], false), ["360p"]);
-        assert_eq!(folders(&[v("audio")], true), ["audio", "audio_track"]);
-    }
 }

@@ -1,4 +1,5 @@
-//! ffprobe: what the source is (display size, rotation, duration, frame rate, audio).
+//! ffprobe: what the source is (display size, rotation, duration, frame rate, its audio
+//! streams and their languages). A source with audio and no video is an audio-only source.
 //!
 //! The source is an uploader's file: only local-file reads (`-protocol_whitelist file`) and
 //! the video demuxers of [`FFMPEG_FORMATS`] are allowed, so a playlist or list that names
@@ -7,7 +8,10 @@
 use std::{path::Path, process::Stdio};
 
 use serde::Deserialize;
-use streamgate_config::contract::{FFMPEG_FORMATS, refused_format, unaccepted_format};
+use streamgate_config::{
+    contract::{FFMPEG_FORMATS, refused_format, unaccepted_format},
+    lang,
+};
 use tokio::process::Command;
 
 use crate::Error;
@@ -27,6 +31,23 @@ pub struct SourceInfo {
     pub fps: f64,
     /// Whether there is at least one audio stream.
     pub has_audio: bool,
+    /// Whether there is a video stream (cover art does not count). Without one, the source is
+    /// audio only and `width`, `height` are 0.
+    pub has_video: bool,
+    /// The audio streams, in the source's order (at most [`MAX_AUDIO_STREAMS`]).
+    pub audio: Vec<AudioStream>,
+}
+
+/// Most audio streams of a source that are packaged (more are dropped).
+pub const MAX_AUDIO_STREAMS: usize = 8;
+
+/// One audio stream of the source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioStream {
+    /// Its `language` tag as BCP 47 (`fra` → `fr`); `None` when absent or `und`.
+    pub language: Option<String>,
+    /// Its `title` tag.
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,6 +61,8 @@ struct ProbeOutput {
 #[derive(Debug, Deserialize)]
 struct ProbeFormat {
     duration: Option<String>,
+    #[serde(default)]
+    tags: Tags,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +90,8 @@ struct Disposition {
 #[derive(Debug, Default, Deserialize)]
 struct Tags {
     rotate: Option<String>,
+    language: Option<String>,
+    title: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,14 +100,14 @@ struct SideData {
     rotation: Option<f64>,
 }
 
-/// The message every non-video input fails with.
-pub(crate) const NO_VIDEO: &str = "no video stream found";
+/// The message every input without video or audio fails with.
+pub(crate) const NO_VIDEO: &str = "no video or audio stream found";
 
 /// Runs `ffprobe` on `path`.
 ///
 /// # Errors
-/// [`Error::InvalidInput`] when ffprobe cannot read the file or it has no video stream (cover
-/// art does not count); [`Error::Spawn`] when ffprobe cannot be run.
+/// [`Error::InvalidInput`] when ffprobe cannot read the file or it has neither a video stream
+/// (cover art does not count) nor an audio stream; [`Error::Spawn`] when ffprobe cannot be run.
 pub async fn probe(ffprobe: &str, path: &Path) -> Result<SourceInfo, Error> {
     let out = Command::new(ffprobe)
         .args([
@@ -132,20 +157,64 @@ pub async fn probe(ffprobe: &str, path: &Path) -> Result<SourceInfo, Error> {
 pub(crate) fn parse(json: &[u8]) -> Result<SourceInfo, Error> {
     let p: ProbeOutput = serde_json::from_slice(json)
         .map_err(|e| Error::InvalidInput(format!("{NO_VIDEO} (unreadable probe output: {e})")))?;
-    let has_audio = p
+    let audio_streams: Vec<&ProbeStream> = p
         .streams
         .iter()
-        .any(|s| s.codec_type.as_deref() == Some("audio"));
-    let video = p
-        .streams
+        .filter(|s| s.codec_type.as_deref() == Some("audio"))
+        .take(MAX_AUDIO_STREAMS)
+        .collect();
+    // MP3 keeps its language in the file's ID3 tags (TLAN), not on the stream: a file with
+    // one audio stream lends it its own.
+    let file_language = p
+        .format
+        .as_ref()
+        .and_then(|f| f.tags.language.as_deref())
+        .filter(|_| audio_streams.len() == 1);
+    let audio: Vec<AudioStream> = audio_streams
         .iter()
-        .find(|s| {
-            s.codec_type.as_deref() == Some("video")
-                && s.disposition.attached_pic == 0
-                && s.width.unwrap_or(0) > 0
-                && s.height.unwrap_or(0) > 0
+        .map(|s| AudioStream {
+            language: s
+                .tags
+                .language
+                .as_deref()
+                .or(file_language)
+                .and_then(lang::canonical),
+            title: s.tags.title.clone(),
         })
-        .ok_or_else(|| Error::InvalidInput(NO_VIDEO.to_owned()))?;
+        .collect();
+    let has_audio = !audio.is_empty();
+    let container_duration = p
+        .format
+        .as_ref()
+        .and_then(|f| parse_f64(f.duration.as_deref()))
+        .filter(|d| *d > 0.0);
+    let video = p.streams.iter().find(|s| {
+        s.codec_type.as_deref() == Some("video")
+            && s.disposition.attached_pic == 0
+            && s.width.unwrap_or(0) > 0
+            && s.height.unwrap_or(0) > 0
+    });
+    let Some(video) = video else {
+        if !has_audio {
+            return Err(Error::InvalidInput(NO_VIDEO.to_owned()));
+        }
+        let first_audio = p
+            .streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some("audio"));
+        return Ok(SourceInfo {
+            width: 0,
+            height: 0,
+            rotation: 0,
+            duration_s: container_duration.or_else(|| {
+                parse_f64(first_audio.and_then(|s| s.duration.as_deref())).filter(|d| *d > 0.0)
+            }),
+            fps: 30.0,
+            has_audio,
+            has_video: false,
+            audio,
+        });
+    };
     // Filtered above: both are Some and positive.
     let (w, h) = (video.width.unwrap_or(0), video.height.unwrap_or(0));
     if w < 2 || h < 2 {
@@ -153,12 +222,8 @@ pub(crate) fn parse(json: &[u8]) -> Result<SourceInfo, Error> {
     }
     let rotation = rotation(video);
     let (width, height) = if rotation % 180 == 90 { (h, w) } else { (w, h) };
-    let duration_s = p
-        .format
-        .as_ref()
-        .and_then(|f| parse_f64(f.duration.as_deref()))
-        .or_else(|| parse_f64(video.duration.as_deref()))
-        .filter(|d| *d > 0.0);
+    let duration_s =
+        container_duration.or_else(|| parse_f64(video.duration.as_deref()).filter(|d| *d > 0.0));
     let fps = [&video.avg_frame_rate, &video.r_frame_rate]
         .into_iter()
         .filter_map(|r| parse_rate(r.as_deref()?))
@@ -171,6 +236,8 @@ pub(crate) fn parse(json: &[u8]) -> Result<SourceInfo, Error> {
         duration_s,
         fps,
         has_audio,
+        has_video: true,
+        audio,
     })
 }
 
@@ -244,8 +311,35 @@ mod tests {
     }
 
     #[test]
+    fn audio_only_and_languages() {
+        let j = r#"{"streams":[{"codec_type":"audio","tags":{"language":"fre","title":"VF"}},
+            {"codec_type":"video","width":600,"height":600,"disposition":{"attached_pic":1}},
+            {"codec_type":"audio","tags":{"language":"und"}}],
+            "format":{"duration":"3"}}"#;
+        let i = parse(j.as_bytes()).unwrap();
+        assert!(!i.has_video && i.has_audio);
+        assert_eq!((i.width, i.height, i.duration_s), (0, 0, Some(3.0)));
+        assert_eq!(
+            i.audio,
+            [
+                AudioStream {
+                    language: Some("fr".into()),
+                    title: Some("VF".into())
+                },
+                AudioStream {
+                    language: None,
+                    title: None
+                }
+            ]
+        );
+        let i = parse(video("").as_bytes()).unwrap();
+        assert!(i.has_video);
+        assert_eq!(i.audio.len(), 1);
+    }
+
+    #[test]
     fn no_video() {
-        let j = r#"{"streams":[{"codec_type":"audio"},
+        let j = r#"{"streams":[{"codec_type":"data"},
             {"codec_type":"video","width":600,"height":600,"disposition":{"attached_pic":1}}],
             "format":{"duration":"3"}}"#;
         let e = parse(j.as_bytes()).unwrap_err();

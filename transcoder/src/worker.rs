@@ -209,6 +209,7 @@ impl Worker {
                     duration_s: pkg.duration_s,
                     has_audio: pkg.has_audio,
                     artwork: pkg.artwork,
+                    audio: pkg.audio,
                 };
                 match self.queue.finish(&d.id, &event).await {
                     Ok(()) => {

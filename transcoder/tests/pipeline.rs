@@ -170,7 +170,10 @@ async fn text_file_is_a_permanent_failure() {
     let (r, _) = run(&src, tmp.path(), &small_ladder()).await;
     let e = r.expect_err("a text file is not a video");
     assert!(e.is_permanent(), "{e:?}");
-    assert!(e.to_string().contains("no video stream found"), "{e}");
+    assert!(
+        e.to_string().contains("no video or audio stream found"),
+        "{e}"
+    );
 }
 
 /// A loopback listener counting the connections it gets (held by the test: no port race).
@@ -226,7 +229,7 @@ async fn playlists_and_lists_open_nothing_and_fail_with_a_reason() {
         assert!(e.is_permanent(), "{kind}: {e:?}");
         let msg = e.to_string();
         assert!(
-            msg.contains("no video stream found") && msg.contains("is not accepted"),
+            msg.contains("no video or audio stream found") && msg.contains("is not accepted"),
             "{kind}: {msg}"
         );
         // The probe alone refuses it too.
@@ -240,30 +243,185 @@ async fn playlists_and_lists_open_nothing_and_fail_with_a_reason() {
     task.abort();
 }
 
-#[tokio::test]
-async fn audio_only_is_a_permanent_failure() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("tone.m4a");
+/// Runs FFmpeg to make a test source; `args` go between the program and the output path.
+fn ffmpeg_make(out: &Path, args: &[&str]) {
     let status = Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "ffmpeg {args:?}");
+}
+
+#[tokio::test]
+async fn audio_only_sources_package_as_an_audio_ladder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("episode.mp3");
+    // A podcast episode: MP3 with a German language (ID3 TLAN) and cover art (not a video).
+    let cover = tmp.path().join("cover.png");
+    ffmpeg_make(
+        &cover,
+        &["-f", "lavfi", "-i", "color=c=red:s=64x64", "-frames:v", "1"],
+    );
+    ffmpeg_make(
+        &src,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=44100",
+            "-i",
+            cover.to_str().unwrap(),
+            "-t",
+            "6",
+            "-map",
+            "0:a",
+            "-map",
+            "1:v",
+            "-c:a",
+            "libmp3lame",
+            "-c:v",
+            "png",
+            "-disposition:v",
+            "attached_pic",
+            "-metadata",
+            "language=ger",
+            "-id3v2_version",
+            "3",
+        ],
+    );
+    let (pkg, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let pkg = pkg.expect("an audio-only source transcodes");
+    assert!(
+        pkg.renditions.is_empty() && pkg.artwork.is_none(),
+        "{pkg:?}"
+    );
+    let got: Vec<_> = pkg
+        .audio
+        .iter()
+        .map(|a| {
+            (
+                a.name.as_str(),
+                a.bitrate,
+                a.language.as_deref(),
+                a.label.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("aac-64k", 64_000, Some("de"), "Deutsch"),
+            ("aac-128k", 128_000, Some("de"), "Deutsch")
+        ]
+    );
+    assert!((pkg.duration_s - 6.0).abs() <= 0.5, "{}", pkg.duration_s);
+    let master = read(&pkg.dir, "master.m3u8");
+    let variants = master_variants(&master);
+    assert_eq!(
+        variants.iter().map(|v| v.uri.as_str()).collect::<Vec<_>>(),
+        ["aac-64k/index.m3u8", "aac-128k/index.m3u8"],
+        "{master}"
+    );
+    assert!(
+        variants
+            .iter()
+            .all(|v| v.resolution.is_none() && v.bandwidth > 0)
+    );
+    assert_eq!(
+        master.matches("CODECS=\"mp4a.40.2\"").count(),
+        2,
+        "{master}"
+    );
+    assert!(
+        !master.contains("TYPE=AUDIO") && !master.contains("I-FRAME"),
+        "{master}"
+    );
+    let mpd = read(&pkg.dir, "manifest.mpd");
+    assert!(!mpd.contains("contentType=\"video\""), "{mpd}");
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 1, "{mpd}");
+    assert!(mpd.contains("lang=\"de\""), "{mpd}");
+    for folder in ["aac-64k", "aac-128k"] {
+        let playlist = read(&pkg.dir, &format!("{folder}/index.m3u8"));
+        let uris = playlist_uris(&playlist);
+        assert!((extinf_total(&playlist) - 6.0).abs() <= 0.5);
+        decodes(&pkg.dir.join(folder), &uris[1]);
+    }
+}
+
+#[tokio::test]
+async fn every_audio_stream_of_a_video_is_a_language() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("film.mkv");
+    ffmpeg_make(
+        &src,
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=size=320x240:rate=25",
             "-f",
             "lavfi",
             "-i",
             "sine=frequency=440",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=660",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=880",
             "-t",
+            "4",
+            "-map",
+            "0",
+            "-map",
+            "1",
+            "-map",
             "2",
-        ])
-        .arg(&src)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let (r, _) = run(&src, tmp.path(), &small_ladder()).await;
-    let e = r.expect_err("audio only");
-    assert!(e.is_permanent());
-    assert_eq!(e.to_string(), "no video stream found");
+            "-map",
+            "3",
+            "-metadata:s:a:0",
+            "language=eng",
+            "-metadata:s:a:1",
+            "language=fra",
+            "-metadata:s:a:2",
+            "title=Commentary",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+        ],
+    );
+    let (pkg, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let pkg = pkg.expect("transcodes");
+    check_package(&pkg, &[("180p", 240, 180)], 4.0);
+    let got: Vec<_> = pkg
+        .audio
+        .iter()
+        .map(|a| (a.name.as_str(), a.language.as_deref(), a.label.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("audio", Some("en"), "English"),
+            ("audio-fr", Some("fr"), "Français"),
+            ("audio-3", None, "Commentary"),
+        ]
+    );
+    let master = read(&pkg.dir, "master.m3u8");
+    assert!(master.contains("NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio/index.m3u8\""), "{master}");
+    assert!(master.contains("NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\""), "{master}");
+    assert!(master.contains("NAME=\"Commentary\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-3/index.m3u8\""), "{master}");
+    let mpd = read(&pkg.dir, "manifest.mpd");
+    for lang in ["en", "fr"] {
+        assert!(mpd.contains(&format!("contentType=\"audio\" startWithSAP=\"1\" segmentAlignment=\"true\" bitstreamSwitching=\"true\" lang=\"{lang}\"")), "{mpd}");
+    }
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 3, "{mpd}");
 }
 
 #[tokio::test]

@@ -149,6 +149,7 @@ async fn job_to_ready_package() {
                 duration_s,
                 has_audio,
                 artwork,
+                ..
             } if content_id == "good" => {
                 Some((renditions.clone(), *duration_s, *has_audio, artwork.clone()))
             }
@@ -168,7 +169,7 @@ async fn job_to_ready_package() {
         ["180p/iframes.m3u8", "360p/iframes.m3u8"]
     );
     assert!(events.iter().any(|e| matches!(e,
-        Event::Failed { content_id, error } if content_id == "text" && error.contains("no video stream found"))));
+        Event::Failed { content_id, error } if content_id == "text" && error.contains("no video or audio stream found"))));
 
     let pending: redis::streams::StreamPendingReply =
         conn.xpending(JOBS_STREAM, JOBS_GROUP).await.unwrap();

@@ -438,12 +438,14 @@ async fn a_redis_blip_then_an_origin_outage_keeps_the_warmed_stream_playing() {
             "{p} kept in L1"
         );
     }
-    // The purged segment left L1 only (L2 kept it; the admin API deletes L2 keys itself).
+    // The purged segment left L1 and L2 (a purge naming a path deletes its L2 key at every
+    // edge): with origin gone it cannot be served.
     let r = edge.get(&st, &at(&seg), &[]).await;
-    assert_eq!(
-        (r.status().as_u16(), x_cache(&r)),
-        (200, "HIT-L2".into()),
-        "{}",
+    assert!(
+        matches!(r.status().as_u16(), 502 | 504),
+        "{} {:?}: {}",
+        r.status(),
+        r.headers().get("x-cache"),
         std::fs::read_to_string(&edge.log).unwrap()
     );
     let page = edge.metrics_page(&st).await;

@@ -277,7 +277,7 @@ async fn a_text_file_ends_failed_with_a_reason() {
     let rec = st.wait_done(&id, Duration::from_secs(60)).await;
     assert_eq!(rec["status"], "failed", "{rec}");
     assert!(
-        rec["error"].as_str().unwrap().contains("not a video"),
+        rec["error"].as_str().unwrap().contains("not a media file"),
         "{rec}"
     );
 }

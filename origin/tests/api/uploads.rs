@@ -136,7 +136,7 @@ async fn resumes_after_a_broken_connection_without_losing_bytes() {
     let rec = st.content(&id).await;
     assert_eq!(rec["status"], "failed", "{rec}");
     let err = rec["error"].as_str().unwrap();
-    assert!(err.starts_with("not a video file"), "{err}");
+    assert!(err.starts_with("not a media file"), "{err}");
 }
 
 #[tokio::test]
