@@ -5,7 +5,8 @@
 //! play over HTTPS/HTTP2 from the edge's TLS listener with the stack's CA trusted; both offer
 //! the caption tracks added after packaging (WebVTT and SRT) and the source's two audio
 //! languages, with their languages, and show the chosen caption track's cues at the times the
-//! file gives; both play an audio-only upload (a podcast's MP3).
+//! file gives, and switch to the second audio language and play on; both play an audio-only
+//! upload and switch its language too.
 
 use std::{process::Command, time::Duration};
 
@@ -84,6 +85,8 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
                 "4",
                 "--text-lang",
                 "en",
+                "--audio-lang",
+                "fr",
             ],
         );
         assert!(ok, "{kind}: {report}");
@@ -108,6 +111,9 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
             .collect();
         audio.sort_unstable();
         assert_eq!(audio, ["en", "fr"], "{kind}: {report}");
+        // Switched to French, playback went on in it.
+        assert_eq!(report["audioSwitch"]["from"], "en", "{kind}: {report}");
+        assert_eq!(report["audioSwitch"]["to"], "fr", "{kind}: {report}");
         let text = &report["text"];
         assert_eq!(text["language"], "en", "{kind}: {report}");
         assert_eq!(text["count"], 2, "{kind}: {report}");
@@ -125,9 +131,10 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
         );
     }
 
-    // An audio-only upload plays in both (the video element plays the AAC ladder).
+    // An audio-only upload plays in both (the video element plays the AAC ladder), and its
+    // second language is one switch away.
     let podcast = st
-        .upload("podcast", &make_audio(6, "mp3", Some("eng")), 1 << 20)
+        .upload("podcast", &make_audio(6, "m4a", &["eng", "fra"]), 1 << 20)
         .await;
     assert_eq!(
         st.wait_done(&podcast, Duration::from_secs(120)).await["status"],
@@ -137,8 +144,21 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
     assert_eq!(status, 200, "{pod}");
     for (kind, url) in [("hls", &pod["hls"]), ("dash", &pod["dash"])] {
         let url = format!("{}{}", st.edge, url.as_str().unwrap());
-        let (ok, report) = play(&st, &["--kind", kind, "--url", &url, "--seconds", "3"]);
+        let (ok, report) = play(
+            &st,
+            &[
+                "--kind",
+                kind,
+                "--url",
+                &url,
+                "--seconds",
+                "3",
+                "--audio-lang",
+                "fr",
+            ],
+        );
         assert!(ok, "audio only, {kind}: {report}");
+        assert_eq!(report["audioSwitch"]["to"], "fr", "{kind}: {report}");
         assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
     }
 

@@ -4,11 +4,15 @@
 //
 //   node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] [--cookie-mode]
 //                 [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG]
+//                 [--audio-lang LANG]
 //
 // The report lists the tracks the player offers (`tracks`: its audio and text tracks with their
 // languages, and the video element's textTracks). --text-lang: once playing, select that
 // language's text track through the player's API and wait (within --timeout) until its cues are
 // loaded; the report's `text` gives the track and its first cues. Without those cues: exit 1.
+// --audio-lang: then switch to that language's audio rendition through the player's API and
+// require playback to go on in it (the player reports it current, currentTime advances 1 s
+// more, the edge is asked for more); the report's `audioSwitch` says how it went.
 //
 // --ca-file: an https:// edge whose certificate chains to PEM (the stack's STACK_CA_FILE). The
 // browser gets a private home whose NSS database trusts that CA, as a system would after
@@ -28,7 +32,8 @@ import { chromium } from 'playwright-core';
 
 const USAGE =
   'usage: node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] ' +
-  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG]';
+  '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG] ' +
+  '[--audio-lang LANG]';
 const CHROMIUM = process.env.STREAMGATE_CHROMIUM || '/usr/bin/chromium';
 const LIBS = {
   '/hls.js': new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url),
@@ -43,7 +48,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     seconds: 6, timeout: 30, cookieMode: false, cookie: null, pagePort: 0, noCors: false,
-    caFile: null, textLang: null,
+    caFile: null, textLang: null, audioLang: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -61,6 +66,7 @@ function parseArgs(argv) {
       case '--page-port': opts.pagePort = Number(value()); break;
       case '--ca-file': opts.caFile = value(); break;
       case '--text-lang': opts.textLang = value(); break;
+      case '--audio-lang': opts.audioLang = value(); break;
       // Trials only, before the edge sends CORS headers: turns the browser's CORS checks off.
       case '--insecure-no-cors': opts.noCors = true; break;
       case '-h': case '--help':
@@ -198,6 +204,32 @@ window.__showText = (lang) => {
   p.enableText(true);
   p.setTextTrack(i);
   return true;
+};
+// Selects the audio rendition in that language through the player; true once asked.
+window.__selectAudio = (lang) => {
+  const p = window.__player;
+  if (!p) return false;
+  if (cfg.kind === 'hls') {
+    const i = (p.audioTracks || []).findIndex((t) => t.lang === lang);
+    if (i < 0) return false;
+    if (p.audioTrack !== i) p.audioTrack = i;
+    return true;
+  }
+  const t = p.getTracksFor('audio').find((x) => x.lang === lang);
+  if (!t) return false;
+  p.setCurrentTrack(t);
+  return true;
+};
+// The language of the audio rendition the player says is current.
+window.__currentAudio = () => {
+  const p = window.__player;
+  if (!p) return null;
+  if (cfg.kind === 'hls') {
+    const t = (p.audioTracks || [])[p.audioTrack];
+    return t ? t.lang || null : null;
+  }
+  const t = p.getCurrentTrackFor('audio');
+  return t ? t.lang || null : null;
 };
 // The element's showing track in that language and its first cues, once it has some.
 window.__cues = (lang) => {
@@ -373,6 +405,28 @@ async function main() {
         await sleep(250);
       }
     }
+    if (result.played && opts.audioLang) {
+      const sw = { lang: opts.audioLang, from: await page.evaluate(() => window.__currentAudio()) };
+      const t0 = await page.evaluate(() => document.getElementById('v').currentTime);
+      const requests0 = result.requests;
+      sw.asked = await page.evaluate((l) => window.__selectAudio(l), opts.audioLang);
+      const until = Date.now() + opts.timeout * 1000;
+      while (sw.asked && Date.now() < until) {
+        sw.to = await page.evaluate(() => window.__currentAudio());
+        const v = await page.evaluate(() => {
+          const el = document.getElementById('v');
+          return { t: el.currentTime, ended: el.ended };
+        });
+        sw.advanced = Math.round((v.t - t0) * 1000) / 1000;
+        sw.requests = result.requests - requests0;
+        if (sw.to === opts.audioLang && (sw.advanced >= 1 || v.ended) && sw.requests > 0) {
+          sw.ok = true;
+          break;
+        }
+        await sleep(250);
+      }
+      result.audioSwitch = sw;
+    }
     if (result.played) result.tracks = await page.evaluate(() => window.__tracks());
     const r3 = (x) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
     result.currentTime = r3(state.currentTime);
@@ -394,7 +448,8 @@ async function main() {
   }
   result.elapsedMs = Date.now() - t0;
   const fatal = result.playerErrors.some((e) => e.fatal);
-  const textOk = !opts.textLang || !!result.text;
+  const textOk = (!opts.textLang || !!result.text)
+    && (!opts.audioLang || !!(result.audioSwitch && result.audioSwitch.ok));
   const ok = result.played && result.bad.length === 0 && !fatal && !result.error && textOk;
   process.stdout.write(`${redact(JSON.stringify(result))}\n`);
   return ok ? 0 : 1;

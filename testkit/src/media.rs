@@ -74,22 +74,30 @@ pub fn make_multi_audio_clip(width: u32, height: u32, seconds: u32, languages: &
     ffmpeg_output("clip.mkv", &args)
 }
 
-/// Generates an audio-only file of `seconds` (a 440 Hz tone): `ext` picks the format (`mp3`,
-/// `wav`, `flac`, `m4a`); `language` (ISO 639-2) is written as the file's language tag.
-pub fn make_audio(seconds: u32, ext: &str, language: Option<&str>) -> Vec<u8> {
-    let mut args: Vec<String> = [
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=44100",
-        "-t",
-    ]
-    .map(String::from)
-    .to_vec();
-    args.push(seconds.to_string());
-    if let Some(l) = language {
-        args.extend(["-metadata".into(), format!("language={l}")]);
-        args.extend(["-metadata:s:a:0".into(), format!("language={l}")]);
+/// Generates an audio-only file of `seconds`: one stream per entry of `languages` (ISO 639-2;
+/// each a tone of its own pitch), or one untagged stream when it is empty; `ext` picks the
+/// format (`mp3`, `wav`, `flac`, `m4a`, `mka`). One language is also written as the file's
+/// own tag (where MP3 keeps it).
+pub fn make_audio(seconds: u32, ext: &str, languages: &[&str]) -> Vec<u8> {
+    let streams = languages.len().max(1);
+    let mut args: Vec<String> = Vec::new();
+    for i in 0..streams {
+        args.extend([
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("sine=frequency={}:sample_rate=44100", 440 + 110 * i),
+        ]);
+    }
+    args.extend(["-t".into(), seconds.to_string()]);
+    for i in 0..streams {
+        args.extend(["-map".into(), i.to_string()]);
+    }
+    for (i, l) in languages.iter().enumerate() {
+        args.extend([format!("-metadata:s:a:{i}"), format!("language={l}")]);
+    }
+    if let [only] = languages {
+        args.extend(["-metadata".into(), format!("language={only}")]);
     }
     ffmpeg_output(&format!("audio.{ext}"), &args)
 }

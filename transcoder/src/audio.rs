@@ -8,6 +8,9 @@
 //!     adaptation set per stream with @lang)
 //!  audio-only source (podcast, music)    ─►  aac-64k/, aac-128k/  the first stream as a ladder
 //!    (HLS: each rung a variant stream, CODECS="mp4a.40.2"; DASH: one adaptation set)
+//!    with more streams                   ─►  audio-en/ …  each other language once, at the top
+//!    rate (HLS: an audio group on the variants, the ladder's language the default rendition
+//!    inside them, the others with their playlists; DASH: an adaptation set each)
 //! ```
 //!
 //! Languages come from the streams' `language` tags (ISO 639-2 made BCP 47: `fra` → `fr`);
@@ -61,25 +64,25 @@ pub(crate) fn plan(info: &SourceInfo, variants: &[Variant], kbps: u32) -> Vec<Au
         }
         name
     };
+    let mut outs: Vec<AudioOut> = Vec::with_capacity(info.audio.len() + 1);
     if !info.has_video {
         let Some(first) = info.audio.first() else {
             return Vec::new();
         };
         let mut rates = vec![LOW_KBPS.min(kbps), kbps];
         rates.dedup();
-        return rates
-            .into_iter()
-            .map(|k| AudioOut {
-                source: 0,
-                kbps: k,
-                folder: unique(format!("aac-{k}k")),
-                language: first.language.clone(),
-                label: label(first, 0),
-            })
-            .collect();
+        outs.extend(rates.into_iter().map(|k| AudioOut {
+            source: 0,
+            kbps: k,
+            folder: unique(format!("aac-{k}k")),
+            language: first.language.clone(),
+            label: label(first, 0),
+        }));
     }
-    let mut outs: Vec<AudioOut> = Vec::with_capacity(info.audio.len());
     for (i, s) in info.audio.iter().enumerate() {
+        if i == 0 && !info.has_video {
+            continue; // the ladder above
+        }
         let base = match (i, &s.language) {
             (0, _) => "audio".to_owned(),
             (_, Some(l)) if !outs.iter().any(|o| o.language.as_ref() == Some(l)) => {
@@ -178,7 +181,7 @@ mod tests {
     }
 
     #[test]
-    fn audio_only_is_a_ladder_of_the_first_stream() {
+    fn audio_only_is_a_ladder_of_the_first_stream_and_the_other_languages() {
         let outs = plan(&info(false, &[Some("de"), Some("en")]), &[], 128);
         let got: Vec<_> = outs
             .iter()
@@ -188,7 +191,8 @@ mod tests {
             got,
             [
                 (0, "aac-64k", 64, Some("de")),
-                (0, "aac-128k", 128, Some("de"))
+                (0, "aac-128k", 128, Some("de")),
+                (1, "audio-en", 128, Some("en"))
             ]
         );
         assert_eq!(plan(&info(false, &[None]), &[], 48).len(), 1);

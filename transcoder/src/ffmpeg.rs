@@ -107,7 +107,17 @@ impl EncodePlan<'_> {
                 sets.push(format!("id={},streams={}", j + 1, n + j));
             }
         } else if !self.audio.is_empty() {
-            sets.push("id=0,streams=a".to_owned());
+            // Audio only: the first stream's ladder, then each other language on its own.
+            let ladder: Vec<String> = (0..self.audio.len())
+                .filter(|&j| self.audio[j].source == 0)
+                .map(|j| j.to_string())
+                .collect();
+            sets.push(format!("id=0,streams={}", ladder.join(",")));
+            for (j, out) in self.audio.iter().enumerate() {
+                if out.source != 0 {
+                    sets.push(format!("id={},streams={j}", sets.len()));
+                }
+            }
         }
         let sets = sets.join(" ");
         a.extend([
@@ -420,7 +430,25 @@ mod tests {
             "{a}"
         );
         assert!(a.contains("-i /w/source -map 0:a:0 -map 0:a:0 -map_metadata -1 -c:a aac -ac 2 -ar 48000 -b:a:0 64k -b:a:1 128k"), "{a}");
-        assert!(a.contains("-adaptation_sets id=0,streams=a -"), "{a}");
+        assert!(a.contains("-adaptation_sets id=0,streams=0,1 -"), "{a}");
+        let with_english = [
+            audio_out(0, 64, "aac-64k", Some("de")),
+            audio_out(0, 128, "aac-128k", Some("de")),
+            audio_out(1, 128, "audio-en", Some("en")),
+        ];
+        let plan = EncodePlan {
+            audio: &with_english,
+            ..plan
+        };
+        let a = joined(&plan);
+        assert!(
+            a.contains("-map 0:a:0 -map 0:a:0 -map 0:a:1 -map_metadata"),
+            "{a}"
+        );
+        assert!(
+            a.contains("-adaptation_sets id=0,streams=0,1 id=1,streams=2 -"),
+            "{a}"
+        );
     }
 
     fn audio_out(source: usize, kbps: u32, folder: &str, language: Option<&str>) -> AudioOut {

@@ -111,6 +111,64 @@ pub(crate) fn describe_audio(text: &str, outs: &[AudioOut]) -> String {
     out
 }
 
+/// `GROUP-ID` of the audio group of an audio-only package with several languages.
+const AUDIO_ONLY_GROUP: &str = "sg-audio";
+
+/// An audio-only master whose source had several languages: FFmpeg lists every audio output
+/// as a variant stream, so a player would switch languages as it switches bit rates. The
+/// other languages' variants become renditions of an audio group every ladder variant names;
+/// the ladder's own language is the group's default rendition, carried in the variants
+/// themselves (no `URI`). Unchanged when there is no other language.
+pub(crate) fn group_audio_only(text: &str, outs: &[AudioOut]) -> String {
+    let Some(main) = outs.first() else {
+        return text.to_owned();
+    };
+    let alternates: Vec<&AudioOut> = outs.iter().filter(|o| o.source != main.source).collect();
+    if alternates.is_empty() {
+        return text.to_owned();
+    }
+    let playlist = |o: &AudioOut| format!("{}/{MEDIA_PLAYLIST}", o.folder);
+    let media = |o: &AudioOut, default: bool, uri: Option<String>| {
+        let language = o
+            .language
+            .as_deref()
+            .map(|l| format!(",LANGUAGE=\"{l}\""))
+            .unwrap_or_default();
+        let uri = uri.map(|u| format!(",URI=\"{u}\"")).unwrap_or_default();
+        format!(
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"{AUDIO_ONLY_GROUP}\",NAME=\"{}\"{language},\
+             DEFAULT={},AUTOSELECT=YES,CHANNELS=\"{CHANNELS}\"{uri}\n",
+            o.label,
+            if default { "YES" } else { "NO" }
+        )
+    };
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut lines = text.lines();
+    let mut grouped = false;
+    while let Some(line) = lines.next() {
+        if let Some(attrs) = line.strip_prefix("#EXT-X-STREAM-INF:") {
+            let uri = lines.next().unwrap_or("").trim();
+            if alternates.iter().any(|a| playlist(a) == uri) {
+                continue; // a language, not a bit rate
+            }
+            if !grouped {
+                out.push_str(&media(main, true, None));
+                for a in &alternates {
+                    out.push_str(&media(a, false, Some(playlist(a))));
+                }
+                grouped = true;
+            }
+            out.push_str(&format!(
+                "#EXT-X-STREAM-INF:{attrs},AUDIO=\"{AUDIO_ONLY_GROUP}\"\n{uri}\n"
+            ));
+        } else if !line.trim().is_empty() {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// Names each DASH `Representation` after its folder, so that the `$RepresentationID$/…`
 /// templates FFmpeg wrote resolve to the renamed folders.
 pub(crate) fn rewrite_mpd(text: &str, folders: &[String]) -> Result<String, Error> {
@@ -322,6 +380,38 @@ mod tests {
             "NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\"\n"
         ), "{got}");
         assert!(got.ends_with("AUDIO=\"group_A1\"\n360p/index.m3u8\n"));
+    }
+
+    #[test]
+    fn audio_only_languages_become_a_group() {
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=67734,CODECS=\"mp4a.40.2\"\naac-64k/index.m3u8\n\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\naac-128k/index.m3u8\n\n\
+            #EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\"\naudio-en/index.m3u8\n";
+        let out = |source: usize, folder: &str, language: &str, label: &str| AudioOut {
+            source,
+            kbps: 128,
+            folder: folder.into(),
+            language: Some(language.into()),
+            label: label.into(),
+        };
+        let outs = [
+            out(0, "aac-64k", "de", "Deutsch"),
+            out(0, "aac-128k", "de", "Deutsch"),
+            out(1, "audio-en", "en", "English"),
+        ];
+        let got = group_audio_only(master, &outs);
+        assert_eq!(
+            got,
+            "#EXTM3U\n#EXT-X-VERSION:7\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"sg-audio\",NAME=\"Deutsch\",LANGUAGE=\"de\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\"\n\
+             #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"sg-audio\",NAME=\"English\",LANGUAGE=\"en\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-en/index.m3u8\"\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=67734,CODECS=\"mp4a.40.2\",AUDIO=\"sg-audio\"\naac-64k/index.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=128000,CODECS=\"mp4a.40.2\",AUDIO=\"sg-audio\"\naac-128k/index.m3u8\n"
+        );
+        assert_eq!(master_variants(&got).len(), 2);
+        // One language: nothing to group.
+        assert_eq!(group_audio_only(master, &outs[..2]), master);
     }
 
     #[test]

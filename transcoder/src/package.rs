@@ -12,6 +12,7 @@
 //! audio/…                  the same for the AAC track, when the source has audio
 //! audio-fr/…               another language of the source (one folder per audio stream)
 //! aac-64k/, aac-128k/      an audio-only source's ladder (no video folders, no artwork)
+//! audio-en/…               an audio-only source's other languages (an audio group)
 //! poster.jpg               poster (the top rung's size)
 //! thumbs/sprite-001.jpg …  thumbnail sheets, thumbs/storyboard.vtt their WebVTT storyboard
 //! ```
@@ -192,7 +193,11 @@ async fn restructure(
         write(&to.join(MEDIA_PLAYLIST), rewritten).await?;
     }
     let master = manifest::rewrite_master(&read(&raw.join(MASTER)).await?, folders);
-    let master = manifest::describe_audio(&master, audio);
+    let master = if folders.len() == audio.len() {
+        manifest::group_audio_only(&master, audio)
+    } else {
+        manifest::describe_audio(&master, audio)
+    };
     write(&dir.join(MASTER), master).await?;
     let mpd = manifest::rewrite_mpd(&read(&raw.join(MPD)).await?, folders)?;
     write(&dir.join(MPD), mpd).await

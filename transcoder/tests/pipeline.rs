@@ -351,6 +351,57 @@ async fn audio_only_sources_package_as_an_audio_ladder() {
 }
 
 #[tokio::test]
+async fn an_audio_only_source_keeps_its_other_languages_as_a_group() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("two-languages.mka");
+    std::fs::write(
+        &src,
+        streamgate_testkit::make_audio(4, "mka", &["eng", "fra"]),
+    )
+    .unwrap();
+    let (pkg, _) = run(&src, tmp.path(), &small_ladder()).await;
+    let pkg = pkg.expect("transcodes");
+    let got: Vec<_> = pkg
+        .audio
+        .iter()
+        .map(|a| (a.name.as_str(), a.language.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("aac-64k", Some("en")),
+            ("aac-128k", Some("en")),
+            ("audio-fr", Some("fr"))
+        ]
+    );
+    let master = read(&pkg.dir, "master.m3u8");
+    // Bit rates are variants; the other language is a rendition of their audio group.
+    assert_eq!(
+        master_variants(&master)
+            .iter()
+            .map(|v| v.uri.as_str())
+            .collect::<Vec<_>>(),
+        ["aac-64k/index.m3u8", "aac-128k/index.m3u8"],
+        "{master}"
+    );
+    assert_eq!(master.matches(",AUDIO=\"sg-audio\"").count(), 2, "{master}");
+    assert!(
+        master.contains(
+            "NAME=\"English\",LANGUAGE=\"en\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"2\"\n"
+        ),
+        "{master}"
+    );
+    assert!(master.contains("NAME=\"Français\",LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\""), "{master}");
+    let mpd = read(&pkg.dir, "manifest.mpd");
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 2, "{mpd}");
+    assert!(mpd.contains("lang=\"fr\""), "{mpd}");
+    for folder in ["aac-64k", "aac-128k", "audio-fr"] {
+        let playlist = read(&pkg.dir, &format!("{folder}/index.m3u8"));
+        decodes(&pkg.dir.join(folder), &playlist_uris(&playlist)[1]);
+    }
+}
+
+#[tokio::test]
 async fn every_audio_stream_of_a_video_is_a_language() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("film.mkv");

@@ -1,5 +1,5 @@
-//! Audio through the stack: an audio-only upload (a podcast's MP3, a WAV, a FLAC) packages as an
-//! AAC ladder instead of failing, and a video with several audio streams keeps each as an
+//! Audio through the stack: an audio-only upload (a podcast's MP3, a WAV, a FLAC, a bilingual
+//! M4A) packages as an AAC ladder instead of failing (other languages as an audio group), and a video with several audio streams keeps each as an
 //! alternate rendition with its language; both served gated through the edge, segments
 //! decoding as AAC. (hls.js and dash.js playing them in Chromium: `tests/players.rs`.)
 
@@ -71,7 +71,7 @@ fn names(v: &Value) -> Vec<(String, Option<String>)> {
 #[tokio::test]
 async fn audio_only_uploads_package_as_an_aac_ladder() {
     let st = Stack::load().await;
-    let mp3 = make_audio(6, "mp3", Some("ger"));
+    let mp3 = make_audio(6, "mp3", &["ger"]);
     let id = st.upload("podcast", &mp3, 1 << 20).await;
     let rec = st.wait_done(&id, Duration::from_secs(240)).await;
     assert_eq!(rec["status"], "ready", "{rec}");
@@ -122,9 +122,36 @@ async fn audio_only_uploads_package_as_an_aac_ladder() {
         .unwrap();
     assert_eq!(r.status(), 403);
 
+    // Two languages in an M4A: the first is the ladder, the second an alternate rendition.
+    let id = st
+        .upload("bilingual", &make_audio(4, "m4a", &["eng", "fra"]), 1 << 20)
+        .await;
+    let rec = st.wait_done(&id, Duration::from_secs(240)).await;
+    assert_eq!(rec["status"], "ready", "{rec}");
+    assert_eq!(
+        names(&rec["audio"]),
+        [
+            ("aac-64k".to_owned(), Some("en".to_owned())),
+            ("aac-128k".to_owned(), Some("en".to_owned())),
+            ("audio-fr".to_owned(), Some("fr".to_owned()))
+        ],
+        "{rec}"
+    );
+    let base = format!("{}/p/{}/{id}", st.edge, st.mint(&id, "10m"));
+    let master =
+        String::from_utf8(get(&st, &format!("{base}/master.m3u8")).await.to_vec()).unwrap();
+    assert_eq!(master.matches("#EXT-X-STREAM-INF:").count(), 2, "{master}");
+    assert!(
+        master.contains(
+            "LANGUAGE=\"fr\",DEFAULT=NO,AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio-fr/index.m3u8\""
+        ),
+        "{master}"
+    );
+    assert!(decoded_codecs(&st, &base, "audio-fr").await[0].starts_with("aac,audio,"));
+
     // WAV and FLAC (no language) are accepted too.
     for ext in ["wav", "flac"] {
-        let id = st.upload(ext, &make_audio(3, ext, None), 1 << 20).await;
+        let id = st.upload(ext, &make_audio(3, ext, &[]), 1 << 20).await;
         let rec = st.wait_done(&id, Duration::from_secs(240)).await;
         assert_eq!(rec["status"], "ready", "{ext}: {rec}");
         assert_eq!(rec["audio"][0]["label"], "Audio 1", "{ext}: {rec}");
