@@ -69,6 +69,10 @@ the viewer $viewer holds #1 and was granted playback (a wallet without it gets $
   HLS:  $hls
   DASH: $dash
 
+Watch it in the web app (sign in with a wallet that holds the token; the viewer's key is
+$viewer_key):
+  App:  $ORIGIN_URL/watch/$id
+
 Check it plays:
   ffprobe -v error -show_entries stream=codec_type,width,height "$hls"
   ffplay "$hls"            (or paste the HLS URL into any hls.js / Safari player)

@@ -85,4 +85,14 @@ if [ ! -d scripts/clients/node_modules ] || [ scripts/clients/package-lock.json 
   npm ci --prefix scripts/clients --silent --no-audit --no-fund
   touch scripts/clients/node_modules
 fi
+# The web app (origin serves web/dist): viem, hls.js, bundled by esbuild with hashed names.
+# Rebuilt when its sources or lockfile are newer than the build.
+if [ ! -d web/node_modules ] || [ web/package-lock.json -nt web/node_modules ]; then
+  echo "setup: installing the web app's packages (npm ci in web)"
+  npm ci --prefix web --silent --no-audit --no-fund
+  touch web/node_modules
+fi
+if [ ! -f web/dist/index.html ] || [ -n "$(find web/src web/build.mjs web/package-lock.json -newer web/dist/index.html 2>/dev/null | head -1)" ]; then
+  (cd web && node build.mjs)
+fi
 echo "setup: ok"

@@ -105,7 +105,15 @@ tls_material() {
 }
 
 write_configs() {
-  local s3_section
+  local s3_section web_section=""
+  # The web app (make setup builds web/dist; prepare copies it here, where the compose stack
+  # mounts it too); it fetches grants and media from the edge.
+  if [ -f "$STACK_DIR/web/index.html" ]; then
+    web_section="[web]
+dir = \"$STACK_DIR/web\"
+edge-url = \"http://127.0.0.1:$EDGE_PORT\"
+"
+  fi
   s3_section="[s3]
 endpoint = \"http://127.0.0.1:$S3_PORT\"
 region = \"us-east-1\"
@@ -137,6 +145,7 @@ allow-private-targets = true
 backoff = "250ms"
 max-backoff = "2s"
 
+$web_section
 [auth]
 domain = "127.0.0.1:$ORIGIN_PORT"
 allowed-uris = ["http://127.0.0.1:$ORIGIN_PORT", "http://127.0.0.1:$EDGE_PORT", "http://localhost:$EDGE_PORT"]
@@ -193,10 +202,10 @@ edge-key = { file = "$SECRETS/edge-key" }
 memory = "256MiB"
 redis-url = "redis://127.0.0.1:$REDIS_PORT"
 
-# Browser players: the player check serves its page from PLAYER_PAGE_PORT; cookie mode needs
-# credentials, so the origins are listed (never "*").
+# Browser players: the player check serves its page from PLAYER_PAGE_PORT, the web app comes
+# from origin; cookie mode needs credentials, so the origins are listed (never "*").
 [cors]
-allowed-origins = ["http://127.0.0.1:$PLAYER_PAGE_PORT", "http://localhost:$PLAYER_PAGE_PORT", "http://player.example"]
+allowed-origins = ["http://127.0.0.1:$PLAYER_PAGE_PORT", "http://localhost:$PLAYER_PAGE_PORT", "http://player.example", "http://127.0.0.1:$ORIGIN_PORT"]
 allow-credentials = true
 
 [admin]
@@ -235,6 +244,9 @@ prepare() {
   secret s3-access-key; secret s3-secret-key; secret token-k1; secret session-s1; secret edge-admin
   secret edge-key
   tls_material
+  if [ -f web/dist/index.html ]; then
+    rm -rf "$STACK_DIR/web" && cp -r web/dist "$STACK_DIR/web"
+  fi
   write_configs
 }
 

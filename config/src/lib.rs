@@ -42,7 +42,7 @@ pub use keyring::KeySection;
 pub use net::{IpNet, TrustedProxies};
 pub use origin::{
     MIN_EDGE_KEY_LEN, OriginConfig, OriginFile, OriginServer, OriginTls, ProbeConfig, S3_MAX_PART,
-    S3_MAX_PARTS, S3_MIN_PART, UploadsConfig, WebhooksConfig,
+    S3_MAX_PARTS, S3_MIN_PART, UploadsConfig, WebConfig, WebhooksConfig,
 };
 pub use proxy::{
     AccessLogSection, AdminSection, CacheSection, CorsSection, ProxyConfig, ProxyFile, ProxyServer,

@@ -40,6 +40,9 @@ pub struct OriginFile {
     /// `[webhooks]`.
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// `[web]`: the web app (absent: origin serves no pages).
+    #[serde(default)]
+    pub web: Option<WebConfig>,
     /// `[auth]`: wallet sign-in and sessions (required: see its `domain`).
     pub auth: AuthSection,
     /// `[log]`.
@@ -118,6 +121,18 @@ pub struct ProbeConfig {
     pub timeout: Duration,
 }
 
+/// `[web]`: the web app origin serves at `/` and `/watch/{id}` (built by `make setup` into
+/// `web/dist`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WebConfig {
+    /// The built app: `index.html` and `assets/` (content-hashed files).
+    pub dir: std::path::PathBuf,
+    /// The edge players and the app fetch grants and media from (`http(s)://host[:port]`):
+    /// written into the page and its Content-Security-Policy.
+    pub edge_url: String,
+}
+
 /// `[webhooks]`: creators' webhook endpoints and their delivery (Standard Webhooks).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -188,6 +203,8 @@ pub struct OriginConfig {
     pub probe: ProbeConfig,
     /// `[webhooks]`.
     pub webhooks: WebhooksConfig,
+    /// `[web]`, checked (the directory holds `index.html`).
+    pub web: Option<WebConfig>,
     /// `[auth]`, keys resolved.
     pub auth: AuthConfig,
     /// `[log]`.
@@ -312,6 +329,26 @@ impl OriginFile {
                 "must be positive",
             ));
         }
+        if let Some(web) = &self.web {
+            if !web.dir.join("index.html").is_file() {
+                return Err(ConfigError::invalid(
+                    "web.dir",
+                    web.dir.display(),
+                    "must be a built web app holding index.html (make setup builds web/dist)",
+                ));
+            }
+            let url = &web.edge_url;
+            let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+            let host = url.split_once("://").map_or("", |(_, h)| h);
+            if !scheme_ok || host.is_empty() || host.contains(['/', '?', '#', '"', '\'', ' ', ';'])
+            {
+                return Err(ConfigError::invalid(
+                    "web.edge-url",
+                    url,
+                    "must be http(s)://host[:port], without a path",
+                ));
+            }
+        }
         Ok(OriginConfig {
             s3: self.s3.resolve(env)?,
             auth: self.auth.resolve(env)?,
@@ -320,6 +357,7 @@ impl OriginFile {
             uploads: self.uploads,
             probe: self.probe,
             webhooks: self.webhooks,
+            web: self.web,
             log: self.log,
             edge_keys,
             trusted_proxies,

@@ -78,6 +78,14 @@ pub struct ContentRecord {
     /// Poster, storyboard and I-frame playlists, once ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artwork: Option<streamgate_config::contract::Artwork>,
+    /// The poster's path in the package (`poster.jpg`), once ready: `artwork.poster` named at
+    /// the top, as the v1 contract lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub poster: Option<String>,
+    /// The storyboard's path (`thumbs/storyboard.vtt`), once ready: `artwork.storyboard` at
+    /// the top.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storyboard: Option<String>,
     /// Caption and subtitle tracks, by language.
     #[serde(default)]
     pub captions: Vec<crate::captions::Caption>,
@@ -275,6 +283,8 @@ impl Catalog {
                 error: None,
                 has_audio: None,
                 artwork: None,
+                poster: None,
+                storyboard: None,
                 captions: Vec::new(),
                 audio: Vec::new(),
                 upload_id: None,

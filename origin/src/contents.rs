@@ -78,6 +78,8 @@ pub(crate) async fn create(
         error: None,
         has_audio: None,
         artwork: None,
+        poster: None,
+        storyboard: None,
         captions: Vec::new(),
         audio: Vec::new(),
         upload_id: None,
@@ -113,6 +115,10 @@ pub(crate) struct PublicView<'a> {
     has_audio: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     artwork: Option<&'a streamgate_config::contract::Artwork>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    poster: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    storyboard: Option<&'a str>,
     captions: &'a [crate::captions::Caption],
     audio: &'a [streamgate_config::contract::AudioRendition],
 }
@@ -133,6 +139,8 @@ impl<'a> From<&'a ContentRecord> for PublicView<'a> {
             error: r.error.as_deref(),
             has_audio: r.has_audio,
             artwork: r.artwork.as_ref(),
+            poster: r.poster.as_deref(),
+            storyboard: r.storyboard.as_deref(),
             captions: &r.captions,
             audio: &r.audio,
         }

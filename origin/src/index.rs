@@ -203,6 +203,8 @@ mod tests {
             error: None,
             has_audio: None,
             artwork: None,
+            poster: None,
+            storyboard: None,
             captions: Vec::new(),
             audio: Vec::new(),
             upload_id: None,

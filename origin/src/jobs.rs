@@ -147,6 +147,8 @@ fn apply(rec: &mut crate::catalog::ContentRecord, ev: &Event) -> bool {
             rec.duration_s = Some(*duration_s);
             rec.has_audio = Some(*has_audio);
             rec.artwork = artwork.clone();
+            rec.poster = artwork.as_ref().and_then(|a| a.poster.clone());
+            rec.storyboard = artwork.as_ref().map(|a| a.storyboard.clone());
             rec.error = None;
             true
         }
@@ -392,6 +394,8 @@ mod tests {
             error: None,
             has_audio: None,
             artwork: None,
+            poster: None,
+            storyboard: None,
             captions: Vec::new(),
             audio: Vec::new(),
             upload_id: None,

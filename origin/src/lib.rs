@@ -52,6 +52,7 @@ mod signin;
 mod tls;
 mod tus;
 mod uploads;
+mod web;
 mod webhooks;
 
 use std::{future::IntoFuture, sync::Arc, time::Duration};
@@ -95,6 +96,9 @@ pub enum StartError {
     /// `server.tls` cannot be used.
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    /// `[web]`: the app cannot be loaded.
+    #[error("web: {0}")]
+    Web(String),
 }
 
 /// Shared state of every handler. Cheap to clone.
@@ -107,6 +111,8 @@ pub struct AppState {
     uploads: uploads::UploadStore,
     auth: Arc<signin::Auth>,
     edge_keys: streamgate_auth::EdgeKeys,
+    /// The web app, when `[web]` is configured.
+    web: Option<Arc<web::WebApp>>,
 }
 
 impl AppState {
@@ -123,8 +129,10 @@ impl AppState {
         );
         let auth = Arc::new(signin::Auth::from_conf(&cfg.auth)?);
         let edge_keys = streamgate_auth::EdgeKeys::new(cfg.edge_keys.iter().map(|k| k.expose()));
+        let web = cfg.web.as_ref().map(web::WebApp::load).transpose()?;
         Ok(Self {
             edge_keys,
+            web,
             cfg: Arc::new(cfg),
             s3,
             redis,
@@ -192,7 +200,14 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/webhooks/{id}", axum::routing::delete(webhooks::delete))
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .layer(DefaultBodyLimit::max(json_limit));
-    served(routes.merge(uploads).merge(captions), state)
+    let mut routes = routes.merge(uploads).merge(captions);
+    if state.web.is_some() {
+        routes = routes
+            .route("/", get(web::page))
+            .route("/watch/{id}", get(web::page))
+            .route("/assets/{file}", get(web::asset));
+    }
+    served(routes, state)
 }
 
 /// What both listeners share: the JSON 404, metrics, request ids and tracing.

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | GET, HEAD | `/healthz`, `/readyz` | [`Route::Health`], [`Route::Ready`] |
 //! | GET | `/v1/playback/{id}` (with grants) | [`Route::Grant`] |
+//! | OPTIONS | `/v1/playback/{id}` (with grants: web apps send `Authorization`) | [`Route::Preflight`] |
 //! | GET, HEAD | `/p/{token}/{id}/{path}` | [`Route::Object`] with [`PlayerPath::Token`] |
 //! | GET, HEAD | `/c/{id}/{path}` (token in the `sgp_{id}` cookie) | [`Route::Object`] with [`PlayerPath::Cookie`] |
 //! | OPTIONS | `/p/…`, `/c/…` | [`Route::Preflight`] |
@@ -27,7 +28,7 @@ pub(crate) const OBJECT_ALLOW: &str = "GET, HEAD, OPTIONS";
 /// Methods the health and media routes answer.
 pub(crate) const READ_ALLOW: &str = "GET, HEAD";
 /// Methods the grant route answers.
-pub(crate) const GRANT_ALLOW: &str = "GET";
+pub(crate) const GRANT_ALLOW: &str = "GET, OPTIONS";
 
 /// Which playlist a grant redirects to (`?redirect=hls|dash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +132,9 @@ pub(crate) fn route<'a>(
         "/readyz" => Route::Ready,
         p if grants && p.starts_with(GRANT_PREFIX) => {
             let content_id = &p[GRANT_PREFIX.len()..];
+            if *method == Method::OPTIONS {
+                return Route::Preflight;
+            }
             if *method != Method::GET {
                 return Route::MethodNotAllowed { allow: GRANT_ALLOW };
             }
@@ -230,6 +234,15 @@ mod tests {
         assert_eq!(
             route(&Method::GET, "/v1/playback/c1", None, false, false),
             Route::NotFound
+        );
+        // A web app's grant request carries Authorization: the browser asks first.
+        assert_eq!(
+            route(&Method::OPTIONS, "/v1/playback/c1", None, true, false),
+            Route::Preflight
+        );
+        assert_eq!(
+            route(&Method::POST, "/v1/playback/c1", None, true, false),
+            Route::MethodNotAllowed { allow: GRANT_ALLOW }
         );
         assert_eq!(
             get("/v1/playback/../x"),

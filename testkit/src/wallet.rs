@@ -44,6 +44,12 @@ impl Wallet {
         }
     }
 
+    /// The private key, hex with 0x: for a browser test's injected wallet (viem's
+    /// `privateKeyToAccount`), never for anything that outlives the test.
+    pub fn private_key_hex(&self) -> String {
+        format!("0x{}", hex_lower(&self.key.to_bytes()))
+    }
+
     /// `personal_sign`: 65-byte r‖s‖v (v = 27/28), hex with 0x.
     pub fn sign(&self, message: &str) -> String {
         let digest = streamgate_auth::siwe::eip191_hash(message);

@@ -33,6 +33,9 @@ async fn poster_storyboard_and_iframe_playlists_come_from_the_same_run() {
     // The record lists them (paths under the content, served like segments).
     let art = &rec["artwork"];
     assert_eq!(art["poster"], "poster.jpg", "{rec}");
+    // Named at the top of the record too, as the v1 contract lists them.
+    assert_eq!(rec["poster"], "poster.jpg", "{rec}");
+    assert_eq!(rec["storyboard"], "thumbs/storyboard.vtt", "{rec}");
     assert_eq!(art["storyboard"], "thumbs/storyboard.vtt", "{rec}");
     let (tw, th) = (
         art["thumbnail_width"].as_u64().unwrap(),
