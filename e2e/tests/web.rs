@@ -7,8 +7,10 @@
 //! told in words whom the video is for; a browser without a wallet and a wallet that refuses to
 //! sign get a clear message. The dashboard (`web/tests/dashboard.mjs`): a creator signs in,
 //! gets origin's policy error next to the field, uploads with tus-js-client over a throttled
-//! link, pauses, reloads and resumes the same file, follows the video to ready in the list and
-//! renames it. Phone-sized viewport throughout.
+//! link, pauses, reloads and resumes the same file, follows the video to ready in the list,
+//! renames it, copies its share link and deletes it after the confirmation. Signing out stops
+//! playback and revokes the session; a chain origin does not accept gets its sentence.
+//! Phone-sized viewport throughout.
 
 use std::{process::Command, time::Duration};
 
@@ -117,12 +119,17 @@ async fn the_watch_page_signs_in_with_a_wallet_and_plays_for_holders_only() {
     assert_eq!(rec["status"], "ready", "{rec}");
     let url = format!("{}/watch/{id}", st.origin);
 
-    // The holder signs in and the video plays.
-    let r = watch(&url, &["--key", &holder.private_key_hex()]);
+    // The holder signs in and the video plays; signing out stops it and revokes the session.
+    let r = watch(&url, &["--key", &holder.private_key_hex(), "--sign-out"]);
     assert_eq!(r["signedIn"], true, "{r}");
     assert_eq!(r["played"], true, "{r}");
     assert!(r["currentTime"].as_f64().unwrap() > 1.0, "{r}");
-    assert_eq!(r["status"], "Playing.", "{r}");
+    let out = &r["afterSignOut"];
+    assert!(out["stored"].is_null() && out["playing"] == false, "{r}");
+    assert_eq!(
+        out["oldSession"], 401,
+        "the session was revoked at origin: {r}"
+    );
     assert_eq!(r["consoleErrors"].as_array().unwrap().len(), 0, "{r}");
     let weight = &r["weight"];
     assert!(
@@ -177,6 +184,18 @@ async fn the_watch_page_signs_in_with_a_wallet_and_plays_for_holders_only() {
             .as_str()
             .unwrap()
             .starts_with("No Ethereum wallet found"),
+        "{r}"
+    );
+    let r = watch(
+        &url,
+        &["--key", &stranger.private_key_hex(), "--chain-id", "5"],
+    );
+    assert_eq!(r["signedIn"], false, "{r}");
+    assert!(
+        r["signInError"]
+            .as_str()
+            .unwrap()
+            .starts_with("Chain 5 is not accepted for sign-in"),
         "{r}"
     );
     let r = watch(&url, &["--key", &stranger.private_key_hex(), "--refuse"]);
@@ -237,6 +256,8 @@ async fn creators_upload_from_the_dashboard_resume_after_a_reload_and_manage_vid
         "From the dashboard",
         "--contract",
         &chain.erc721,
+        "--delete",
+        "yes",
     ]);
     assert!(r["error"].is_null(), "{r}");
     // Origin's validation error, next to the field it names.
@@ -267,7 +288,14 @@ async fn creators_upload_from_the_dashboard_resume_after_a_reload_and_manage_vid
         assert!(e.as_str().unwrap().contains("status of 400"), "{r}");
     }
 
-    let rec = st.content(r["id"].as_str().unwrap()).await;
+    // The share link, the record as the page read it, then the confirmed delete.
+    let id = r["id"].as_str().unwrap();
+    assert_eq!(
+        step(&r, "shared")["link"],
+        format!("{}/watch/{id}", st.origin),
+        "{r}"
+    );
+    let rec = &r["record"];
     assert_eq!(rec["title"], "From the dashboard (renamed)", "{rec}");
     assert_eq!(
         rec["policy"]["erc721"]["contract"]
@@ -281,4 +309,16 @@ async fn creators_upload_from_the_dashboard_resume_after_a_reload_and_manage_vid
         rec["owner"].as_str().unwrap().ends_with(&creator.address),
         "{rec}"
     );
+    let asked = step(&r, "deleted")["asked"].as_str().unwrap().to_owned();
+    assert!(
+        asked.starts_with("Delete \"From the dashboard (renamed)\"?"),
+        "{r}"
+    );
+    let gone = st
+        .http
+        .get(format!("{}/v1/contents/{id}", st.origin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), 404);
 }

@@ -51,6 +51,7 @@ const result = {
   consoleErrors: [], weight: { document: 0, script: 0, stylesheet: 0 }, signRequests: 0,
 };
 let browser;
+let quiet = false;
 try {
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -76,7 +77,7 @@ try {
   }
   const page = await context.newPage();
   page.on('console', (m) => {
-    if (m.type() === 'error' && result.consoleErrors.length < 20) result.consoleErrors.push(m.text().slice(0, 300));
+    if (!quiet && m.type() === 'error' && result.consoleErrors.length < 20) result.consoleErrors.push(m.text().slice(0, 300));
   });
   page.on('pageerror', (e) => result.consoleErrors.push(`pageerror: ${e.message}`.slice(0, 300)));
   page.on('response', async (resp) => {
@@ -119,6 +120,7 @@ try {
   // --sign-out: press "Sign out" (by keyboard); playback stops, the button to sign in is back,
   // and origin refuses the old session (revoked, not just forgotten by the page).
   if (opts.signOut && result.signedIn) {
+    quiet = true; // the revoked session's 401 below is the point, not an error of the page
     const old = await page.evaluate(() => JSON.parse(sessionStorage.getItem('streamgate.session') || 'null')?.token);
     await page.focus('#sign-out');
     await page.keyboard.press('Enter');
