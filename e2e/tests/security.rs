@@ -386,6 +386,34 @@ async fn grants_are_not_readable_cross_site() {
         "http://player.example"
     );
     assert_eq!(r.headers()["access-control-allow-credentials"], "true");
+    // The preflight a web app's Bearer request needs: granted to a listed page, not to another.
+    let preflight = |origin: &'static str| {
+        st.http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/v1/playback/{id}", st.edge),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    let r = preflight("https://evil.example").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    assert!(r.headers().get("access-control-allow-headers").is_none());
+    let r = preflight("http://player.example").await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://player.example"
+    );
+    assert!(
+        r.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
 }
 
 /// A loopback listener counting connections (held by the test: no port race).

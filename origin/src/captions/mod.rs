@@ -150,30 +150,24 @@ pub(crate) async fn put(
     put_object(&st, &id, &track.uri, vtt.into_bytes(), "text/vtt").await?;
 
     let mut replaced: Option<Caption> = None;
-    let app = &st;
-    st.catalog
-        .update_and(
-            &id,
-            |r| {
-                ensure_owner(r, &who)?;
-                let count = r.captions.len();
-                match r.captions.iter_mut().find(|c| c.lang == track.lang) {
-                    Some(c) => replaced = Some(std::mem::replace(c, track.clone())),
-                    None if count >= MAX_TRACKS => {
-                        return Err(AppError::Conflict(format!(
-                            "a content has at most {MAX_TRACKS} caption languages"
-                        )));
-                    }
-                    None => {
-                        r.captions.push(track.clone());
-                        r.captions.sort_by(|a, b| a.lang.cmp(&b.lang));
-                    }
-                }
-                Ok(true)
-            },
-            |r| async move { republish_if_ready(app, &r).await },
-        )
-        .await?;
+    update_tracks(&st, &id, |r| {
+        ensure_owner(r, &who)?;
+        let count = r.captions.len();
+        match r.captions.iter_mut().find(|c| c.lang == track.lang) {
+            Some(c) => replaced = Some(std::mem::replace(c, track.clone())),
+            None if count >= MAX_TRACKS => {
+                return Err(AppError::Conflict(format!(
+                    "a content has at most {MAX_TRACKS} caption languages"
+                )));
+            }
+            None => {
+                r.captions.push(track.clone());
+                r.captions.sort_by(|a, b| a.lang.cmp(&b.lang));
+            }
+        }
+        Ok(true)
+    })
+    .await?;
     let mut changed = vec![
         layout::HLS_MASTER.to_owned(),
         layout::DASH_MANIFEST.to_owned(),
@@ -206,23 +200,17 @@ pub(crate) async fn delete(
     }
     let lang = checked_lang(&lang)?;
     let mut removed: Option<Caption> = None;
-    let app = &st;
-    st.catalog
-        .update_and(
-            &id,
-            |r| {
-                ensure_owner(r, &who)?;
-                let at = r
-                    .captions
-                    .iter()
-                    .position(|c| c.lang == lang)
-                    .ok_or(AppError::NotFound("no captions in that language"))?;
-                removed = Some(r.captions.remove(at));
-                Ok(true)
-            },
-            |r| async move { republish_if_ready(app, &r).await },
-        )
-        .await?;
+    update_tracks(&st, &id, |r| {
+        ensure_owner(r, &who)?;
+        let at = r
+            .captions
+            .iter()
+            .position(|c| c.lang == lang)
+            .ok_or(AppError::NotFound("no captions in that language"))?;
+        removed = Some(r.captions.remove(at));
+        Ok(true)
+    })
+    .await?;
     let Some(old) = removed else {
         return Err(AppError::Internal("caption removal lost its track".into()));
     };
@@ -242,6 +230,17 @@ pub(crate) async fn delete(
     METRICS.captions.with_label_values(&["deleted"]).inc();
     tracing::info!(content_id = %id, %lang, "captions deleted");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Changes a record's tracks with `f` under the content's lock, the package republished to
+/// match before the record is written.
+async fn update_tracks<F>(st: &AppState, id: &str, f: F) -> AppResult<ContentRecord>
+where
+    F: FnOnce(&mut ContentRecord) -> AppResult<bool>,
+{
+    st.catalog
+        .update_and(id, f, |r| async move { republish_if_ready(st, &r).await })
+        .await
 }
 
 /// Writes the record's tracks into its package when it is ready (caption playlists first,
