@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Builds the web app into dist/: one JavaScript bundle and one stylesheet, each named by a hash
-// of its content (dist/assets/app-XXXXXXXX.js), and dist/index.html naming them. Origin serves
+// of its content (dist/assets/app-XXXXXXXX.js), their gzip copies (app-XXXXXXXX.js.gz), and
+// dist/index.html naming them. Origin serves
 // index.html for / and /watch/{id} (never cached) and dist/assets/* as immutable.
 //
 //   node build.mjs            (npm run build; make setup runs it)
 import { build } from 'esbuild';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 
 const here = new URL('.', import.meta.url).pathname;
@@ -39,6 +41,10 @@ const html = readFileSync(join(here, 'src/index.html'), 'utf8')
   .replace('__APP_CSS__', `/assets/${css}`);
 writeFileSync(join(out, 'index.html'), html);
 const size = (n) => readFileSync(join(out, 'assets', n)).length;
+// Precompressed copies: origin sends `{name}.gz` to browsers that accept gzip.
+for (const n of outputs) {
+  writeFileSync(join(out, 'assets', `${n}.gz`), gzipSync(readFileSync(join(out, 'assets', n)), { level: 9 }));
+}
 const sri = createHash('sha256').update(html).digest('hex').slice(0, 12);
 const chunks = outputs.filter((n) => n.startsWith('chunk-')).map((n) => `${n} (${size(n)} B)`);
 process.stdout.write(

@@ -80,6 +80,25 @@ async fn the_watch_page_signs_in_with_a_wallet_and_plays_for_holders_only() {
             .unwrap()
             .starts_with("text/javascript")
     );
+    let plain = r.bytes().await.unwrap();
+    // Browsers that take gzip get the build's compressed copy. (A client that decodes nothing:
+    // another crate of the workspace may turn on reqwest's gzip, which would hide the encoding.)
+    let raw = reqwest::Client::builder().no_gzip().build().unwrap();
+    let r = raw
+        .get(format!("{}{js}", st.origin))
+        .header("accept-encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    assert_eq!(r.headers()["vary"], "accept-encoding");
+    let gz = r.bytes().await.unwrap();
+    assert!(
+        gz.starts_with(&[0x1f, 0x8b]) && gz.len() * 2 < plain.len(),
+        "{} vs {}",
+        gz.len(),
+        plain.len()
+    );
     // Nothing but the built assets: no traversal, no dotfiles, no other types.
     for path in [
         "/assets/..%2Findex.html",

@@ -7,7 +7,7 @@
 //!                                origin only, no inline, media and fetches from here and the
 //!                                edge), nosniff, no referrer, no framing
 //!  /assets/{file}   from dir/assets, names [A-Za-z0-9_.-] only (nothing outside the folder),
-//!                   immutable
+//!                   immutable; the build's `{file}.gz` when the browser accepts gzip
 //! ```
 
 use std::{path::PathBuf, sync::Arc};
@@ -83,6 +83,7 @@ pub(crate) async fn page(State(st): State<AppState>) -> AppResult<Response> {
 pub(crate) async fn asset(
     State(st): State<AppState>,
     Path(file): Path<String>,
+    headers: HeaderMap,
 ) -> AppResult<Response> {
     let web = st.web.as_ref().ok_or(AppError::NotFound("no web app"))?;
     let plain = !file.is_empty()
@@ -102,19 +103,76 @@ pub(crate) async fn asset(
         Some("woff2") => "font/woff2",
         _ => return Err(AppError::NotFound("no such asset")),
     };
-    let bytes = match tokio::fs::read(web.assets.join(&file)).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AppError::NotFound("no such asset"));
-        }
-        Err(e) => return Err(AppError::Internal(format!("reading asset {file}: {e}"))),
+    // The build's gzip copy to a browser that takes it, else the file itself.
+    let gzip = accepts_gzip(&headers);
+    let mut bytes = None;
+    if gzip {
+        bytes = read_asset(&web.assets, &format!("{file}.gz")).await?;
+    }
+    let encoded = bytes.is_some();
+    let Some(bytes) = (match bytes {
+        Some(b) => Some(b),
+        None => read_asset(&web.assets, &file).await?,
+    }) else {
+        return Err(AppError::NotFound("no such asset"));
     };
     let mut h = HeaderMap::new();
     common(&mut h);
+    h.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if encoded {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=31536000, immutable"),
     );
     Ok((StatusCode::OK, h, Body::from(bytes)).into_response())
+}
+
+/// Whether `Accept-Encoding` takes gzip (and does not refuse it with `q=0`).
+fn accepts_gzip(h: &HeaderMap) -> bool {
+    h.get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or("");
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// An asset's bytes; `None` when there is no such file.
+async fn read_asset(dir: &std::path::Path, name: &str) -> AppResult<Option<Vec<u8>>> {
+    match tokio::fs::read(dir.join(name)).await {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(AppError::Internal(format!("reading asset {name}: {e}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(v).unwrap());
+            m
+        };
+        assert!(accepts_gzip(&h("gzip, deflate, br")));
+        assert!(accepts_gzip(&h("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&h("*")));
+        assert!(!accepts_gzip(&h("gzip;q=0, br")));
+        assert!(!accepts_gzip(&h("br")));
+        assert!(!accepts_gzip(&HeaderMap::new()));
+    }
 }
