@@ -24,6 +24,9 @@
 //!   IP prefix. Verification is a decode, one HMAC and a constant-time compare: about a
 //!   microsecond, no I/O, no shared mutable state.
 //!
+//! - [`content_key`]: content keys for Common Encryption ([`ContentKey`], AES-128-CTR through
+//!   [`SampleCipher`]) and their envelope at rest ([`KeyWrapper`]: AES-256-GCM under rotating
+//!   key-encryption keys, bound to the content id).
 //! - [`edge_key`]: [`EdgeKeys`], the shared secrets edges present to origin's internal listener
 //!   and to parent edges, checked in constant time.
 //!
@@ -53,6 +56,7 @@
 //! assert_eq!(verifier.verify(&issued.token, 1_900_000_010).unwrap().sub, "eip155:1:0xabc");
 //! ```
 
+pub mod content_key;
 pub mod edge_key;
 pub mod playback;
 pub mod session;
@@ -60,6 +64,7 @@ pub mod sign_in;
 pub mod siwe;
 pub mod siws;
 
+pub use content_key::{ContentKey, ContentKeyError, KeyWrapper, SampleCipher, WrappedKey};
 pub use edge_key::EdgeKeys;
 pub use playback::{Grant, IpBinding, KeySet, KeySetError, TokenError, Verified};
 pub use session::{

@@ -97,6 +97,11 @@ pub mod layout {
     pub fn media_key(id: &str, path: &str) -> String {
         format!("media/{id}/{path}")
     }
+    /// A content's key, wrapped (`auth::content_key::WrappedKey` JSON); only encrypted
+    /// contents have one, and deleting the content deletes it.
+    pub fn key_key(id: &str) -> String {
+        format!("keys/{id}.json")
+    }
     /// The catalog record.
     pub fn catalog_key(id: &str) -> String {
         format!("catalog/{id}.json")
@@ -105,6 +110,9 @@ pub mod layout {
     pub const HLS_MASTER: &str = "master.m3u8";
     /// DASH manifest, relative to the package root.
     pub const DASH_MANIFEST: &str = "manifest.mpd";
+    /// The ClearKey license endpoint, relative to a content's prefix at the edge
+    /// (`/p/{token}/{id}/license`, `/c/{id}/license`). Never an object in the bucket.
+    pub const LICENSE: &str = "license";
 }
 
 /// Whether `id` is a well-formed content id: 1 to 64 of `A-Z a-z 0-9 _ -`.
@@ -138,6 +146,23 @@ pub fn is_valid_media_path(path: &str) -> bool {
     true
 }
 
+/// How a content's package is encrypted (`"encryption"` in `POST /v1/contents`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    /// Clear segments (the default).
+    None,
+    /// ISO/IEC 23001-7 `cenc` (AES-128-CTR), keys through the edge's ClearKey license.
+    Cenc,
+}
+
+impl Encryption {
+    /// Whether segments are encrypted.
+    pub fn is_encrypted(self) -> bool {
+        self != Encryption::None
+    }
+}
+
 /// A transcode job on [`JOBS_STREAM`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -147,6 +172,9 @@ pub struct Job {
     pub source_key: String,
     /// When origin enqueued it (Unix milliseconds).
     pub enqueued_at_ms: u64,
+    /// Encrypt the package (absent: clear, as jobs from before encryption existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
 }
 
 /// One rung of the packaged ABR ladder.
@@ -512,6 +540,15 @@ pub mod paths {
     /// A packaged object's path on origin's internal listener and on parent edges.
     pub fn media(content_id: &str, path: &str) -> String {
         format!("{}{content_id}/{path}", super::MEDIA_PREFIX)
+    }
+    /// The license URL an encrypted package's manifests carry: `/v/{id}/license`, which the
+    /// edge's manifest rewriter turns into the viewer's `/p/{token}/{id}/license`.
+    pub fn origin_license(content_id: &str) -> String {
+        media(content_id, super::layout::LICENSE)
+    }
+    /// The wrapped content key on origin's internal listener: `/v1/contents/{id}/key`.
+    pub fn content_key(content_id: &str) -> String {
+        format!("/v1/contents/{content_id}/key")
     }
 }
 

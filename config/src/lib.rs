@@ -18,6 +18,7 @@
 mod auth;
 mod common;
 pub mod contract;
+mod encryption;
 mod env;
 mod error;
 mod grants;
@@ -35,6 +36,7 @@ use serde::de::DeserializeOwned;
 
 pub use auth::{AuthConfig, AuthSection, RateLimit, RpcUrl};
 pub use common::{LogConfig, LogFormat, RedisConfig, S3Config, S3Section, bytesize, duration};
+pub use encryption::{EncryptionConfig, EncryptionSection};
 pub use env::{ENV_PREFIX, Env, ProcessEnv};
 pub use error::ConfigError;
 pub use grants::{EntitlementsConfig, EntitlementsSection, SessionSection};

@@ -5,7 +5,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, EntitlementsConfig, EntitlementsSection, Env, LogConfig, Secret, SessionSection,
+    ConfigError, EncryptionConfig, EncryptionSection, EntitlementsConfig, EntitlementsSection, Env,
+    LogConfig, Secret, SessionSection,
     common::{bytesize, duration, positive},
     keyring::{KeyLen, KeySection, resolve_keys},
     net::{IpNet, TrustedProxies},
@@ -42,6 +43,35 @@ pub struct ProxyFile {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[encryption]`: the key-encryption keys that unwrap encrypted contents' keys for the
+    /// ClearKey license endpoint (without it, license requests get 503).
+    #[serde(default)]
+    pub encryption: Option<EncryptionSection>,
+    /// `[license]`: the ClearKey license endpoint's limits.
+    #[serde(default)]
+    pub license: LicenseSection,
+}
+
+/// `[license]`: `POST /p/{token}/{id}/license` (and `/c/{id}/license`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct LicenseSection {
+    /// License requests one viewer (token subject) may make per minute on this edge; past it,
+    /// 429 with `Retry-After`. A player asks once per playback session and key.
+    #[serde(default = "default_license_rate")]
+    pub requests_per_minute: u32,
+}
+
+impl Default for LicenseSection {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: default_license_rate(),
+        }
+    }
+}
+
+fn default_license_rate() -> u32 {
+    60
 }
 
 /// `[access-log]`: a line per request (JSON with `log.format = "json"`) on the `tracing`
@@ -346,6 +376,10 @@ pub struct ProxyConfig {
     pub access_log: AccessLogSection,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[encryption]`, keys resolved.
+    pub encryption: Option<EncryptionConfig>,
+    /// `[license]`.
+    pub license: LicenseSection,
 }
 
 /// Playback-token settings with key material.
@@ -483,6 +517,13 @@ impl ProxyFile {
             ));
         }
         let entitlements = self.entitlements.map(|e| e.resolve(env)).transpose()?;
+        if !(1..=100_000).contains(&self.license.requests_per_minute) {
+            return Err(ConfigError::invalid(
+                "license.requests-per-minute",
+                self.license.requests_per_minute,
+                "must be between 1 and 100000",
+            ));
+        }
         self.cache.validate()?;
         if let Some(e) = &entitlements {
             let bus = e.redis_url.is_some()
@@ -535,6 +576,8 @@ impl ProxyFile {
             child_keys,
             access_log: self.access_log,
             log: self.log,
+            encryption: self.encryption.map(|e| e.resolve(env)).transpose()?,
+            license: self.license,
         })
     }
 }

@@ -5,7 +5,8 @@ use std::{net::SocketAddr, time::Duration};
 use serde::Deserialize;
 
 use crate::{
-    ConfigError, Env, LogConfig, RedisConfig, S3Config, S3Section,
+    ConfigError, EncryptionConfig, EncryptionSection, Env, LogConfig, RedisConfig, S3Config,
+    S3Section,
     common::{duration, positive},
 };
 
@@ -32,6 +33,10 @@ pub struct TranscoderFile {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[encryption]`: the key-encryption keys for encrypted contents (without it, jobs that
+    /// ask for encryption fail with a reason).
+    #[serde(default)]
+    pub encryption: Option<EncryptionSection>,
 }
 
 /// `[worker]`: how jobs are taken from `sg:jobs`.
@@ -120,6 +125,8 @@ pub struct TranscoderConfig {
     pub ladder: Vec<Rung>,
     /// `[log]`.
     pub log: LogConfig,
+    /// `[encryption]`, keys resolved.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 impl TranscoderFile {
@@ -224,6 +231,7 @@ impl TranscoderFile {
             ffmpeg: self.ffmpeg,
             ladder: self.ladder,
             log: self.log,
+            encryption: self.encryption.map(|e| e.resolve(env)).transpose()?,
         })
     }
 }

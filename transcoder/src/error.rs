@@ -37,6 +37,10 @@ pub enum Error {
     /// FFmpeg's output is not a complete package.
     #[error("bad package: {0}")]
     Package(String),
+    /// The package cannot be encrypted as asked (no `[encryption]` keys here, a sample entry
+    /// Common Encryption does not cover, an unreadable stored key).
+    #[error("encryption: {0}")]
+    Encryption(String),
     /// The job was interrupted because the worker is shutting down.
     #[error("interrupted by shutdown")]
     Shutdown,
@@ -89,6 +93,7 @@ impl Error {
                 | Error::SourceMissing(_)
                 | Error::FfmpegFailed { .. }
                 | Error::Package(_)
+                | Error::Encryption(_)
         )
     }
 

@@ -11,44 +11,13 @@
 
 use std::path::Path;
 
-use crate::Error;
+use crate::{
+    Error,
+    bmff::{be32, boxes},
+};
 
 /// File name of a rung's I-frame playlist (beside its `index.m3u8`).
 pub(crate) const IFRAME_PLAYLIST: &str = "iframes.m3u8";
-
-/// A box header: (type, offset of the box, header length, total size).
-fn boxes(
-    buf: &[u8],
-    from: usize,
-    to: usize,
-) -> impl Iterator<Item = ([u8; 4], usize, usize, usize)> + '_ {
-    let mut at = from;
-    std::iter::from_fn(move || {
-        if at + 8 > to {
-            return None;
-        }
-        let size32 = u32::from_be_bytes(buf[at..at + 4].try_into().ok()?) as usize;
-        let kind: [u8; 4] = buf[at + 4..at + 8].try_into().ok()?;
-        let (header, size) = match size32 {
-            1 => {
-                let big = u64::from_be_bytes(buf.get(at + 8..at + 16)?.try_into().ok()?);
-                (16, usize::try_from(big).ok()?)
-            }
-            0 => (8, to - at),
-            n => (8, n),
-        };
-        if size < header || at + size > to {
-            return None;
-        }
-        let item = (kind, at, header, size);
-        at += size;
-        Some(item)
-    })
-}
-
-fn be32(buf: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(buf.get(at..at + 4)?.try_into().ok()?))
-}
 
 /// The byte range `(offset, length)` of the first fragment's key frame in a CMAF segment: from
 /// its `moof` to the end of the first sample. `None` when the segment is not a fragment this
@@ -222,12 +191,7 @@ pub(crate) fn master_with_iframes(master: &str, streams: &[IframeStream]) -> Str
 mod tests {
     use super::*;
 
-    fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(kind);
-        v.extend_from_slice(body);
-        v
-    }
+    use crate::bmff::make_box as bx;
 
     /// A fragment: styp, moof (tfhd without defaults, trun with data offset and sizes), mdat.
     fn fragment(sizes: &[u32]) -> Vec<u8> {

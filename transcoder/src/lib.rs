@@ -17,6 +17,8 @@
 
 mod artwork;
 mod audio;
+mod bmff;
+mod cenc;
 mod error;
 mod ffmpeg;
 mod iframes;
@@ -38,7 +40,7 @@ use tokio::{net::TcpListener, sync::watch};
 pub use error::Error;
 pub use ladder::{Variant, plan};
 pub use manifest::{MasterVariant, extinf_total, master_variants, playlist_uris};
-pub use package::{Package, transcode};
+pub use package::{Encrypt, Package, transcode, transcode_with};
 pub use probe::{AudioStream, MAX_AUDIO_STREAMS, SourceInfo, probe};
 
 /// Runs the transcoder until SIGTERM or ctrl-c.
@@ -87,7 +89,16 @@ pub async fn run_until(
         rungs = config.ladder.len(),
         "transcoder started"
     );
+    // Validated at load (32-byte keys, wrapping key listed), so this cannot fail in practice;
+    // if it did, encrypted jobs fail with the reason rather than the process.
+    let wrapper = config.encryption.as_ref().and_then(|e| {
+        streamgate_auth::KeyWrapper::new(&e.wrapping_key, &e.key_bytes())
+            .inspect_err(|err| tracing::error!(error = %err, "[encryption] unusable"))
+            .ok()
+            .map(Arc::new)
+    });
     let worker = worker::Worker {
+        wrapper,
         cfg: Arc::new(config),
         queue,
         s3,

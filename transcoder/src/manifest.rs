@@ -185,8 +185,119 @@ pub(crate) fn rewrite_mpd(text: &str, folders: &[String]) -> Result<String, Erro
     Ok(out)
 }
 
-/// Every URI a playlist references: URI lines and `URI="…"` attributes (`EXT-X-MAP`,
-/// `EXT-X-MEDIA`), in order.
+/// How an encrypted package announces its key: the key id and where the license is asked
+/// for, written as `/v/{id}/license` (the edge rewrites it under each viewer's token prefix,
+/// like every other absolute URI in a manifest).
+#[derive(Debug, Clone)]
+pub(crate) struct KeyAnnouncement {
+    /// Key id, 16 bytes.
+    pub(crate) kid: [u8; 16],
+    /// The license URL as written in the package.
+    pub(crate) license: String,
+}
+
+impl KeyAnnouncement {
+    fn hls_attributes(&self) -> String {
+        format!(
+            "METHOD=SAMPLE-AES-CTR,KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",URI=\"{}\",KEYID=0x{}",
+            self.license,
+            hex_upper(&self.kid)
+        )
+    }
+
+    /// The key id as a UUID (`cenc:default_KID`).
+    fn kid_uuid(&self) -> String {
+        let h = hex_upper(&self.kid).to_ascii_lowercase();
+        format!(
+            "{}-{}-{}-{}-{}",
+            &h[..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..]
+        )
+    }
+}
+
+fn hex_upper(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
+}
+
+/// Puts the `#EXT-X-KEY` of the ClearKey system before the first `#EXT-X-MAP` (so init and
+/// media segments are both under it) of a media or I-frame playlist.
+pub(crate) fn key_media_playlist(text: &str, key: &KeyAnnouncement) -> Result<String, Error> {
+    let at = text
+        .find("#EXT-X-MAP:")
+        .ok_or_else(|| Error::Package("media playlist has no EXT-X-MAP".into()))?;
+    Ok(format!(
+        "{}#EXT-X-KEY:{}\n{}",
+        &text[..at],
+        key.hls_attributes(),
+        &text[at..]
+    ))
+}
+
+/// Announces the key in the master playlist (`#EXT-X-SESSION-KEY`, after the header lines), so
+/// a player can set up the key system before it loads a media playlist.
+pub(crate) fn key_master(text: &str, key: &KeyAnnouncement) -> String {
+    let line = format!("#EXT-X-SESSION-KEY:{}\n", key.hls_attributes());
+    let mut out = String::with_capacity(text.len() + line.len());
+    let mut placed = false;
+    for l in text.split_inclusive('\n') {
+        let header = l.starts_with("#EXTM3U")
+            || l.starts_with("#EXT-X-VERSION")
+            || l.starts_with("#EXT-X-INDEPENDENT-SEGMENTS");
+        if !placed && !header {
+            out.push_str(&line);
+            placed = true;
+        }
+        out.push_str(l);
+    }
+    if !placed {
+        out.push_str(&line);
+    }
+    out
+}
+
+/// Adds the Common Encryption and ClearKey `ContentProtection` descriptors to every
+/// `AdaptationSet` of the MPD (with the license URL in `dashif:Laurl`, which the edge rewrites
+/// per viewer like `BaseURL`), and their namespaces to the root.
+pub(crate) fn key_mpd(text: &str, key: &KeyAnnouncement) -> Result<String, Error> {
+    let root = text
+        .find("<MPD ")
+        .ok_or_else(|| Error::Package("manifest.mpd has no MPD element".into()))?;
+    let mut out = String::with_capacity(text.len() + 1024);
+    out.push_str(&text[..root]);
+    out.push_str("<MPD xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" ");
+    let descriptors = format!(
+        "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>\
+<ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\
+<dashif:Laurl Lic_type=\"EME-1.0\">{}</dashif:Laurl></ContentProtection>",
+        key.kid_uuid(),
+        key.license
+    );
+    let mut rest = &text[root + "<MPD ".len()..];
+    let mut sets = 0;
+    while let Some(at) = rest.find("<AdaptationSet") {
+        let end = rest[at..]
+            .find('>')
+            .map(|e| at + e + 1)
+            .ok_or_else(|| Error::Package("manifest.mpd: unterminated AdaptationSet".into()))?;
+        out.push_str(&rest[..end]);
+        out.push_str(&descriptors);
+        rest = &rest[end..];
+        sets += 1;
+    }
+    out.push_str(rest);
+    if sets == 0 {
+        return Err(Error::Package("manifest.mpd has no AdaptationSet".into()));
+    }
+    Ok(out)
+}
+
+/// Every object a playlist references: URI lines and `URI="…"` attributes (`EXT-X-MAP`,
+/// `EXT-X-MEDIA`), in order. Key URIs (`EXT-X-KEY`, `EXT-X-SESSION-KEY`) name the license
+/// endpoint, not an object, and are left out.
 pub fn playlist_uris(text: &str) -> Vec<String> {
     let mut uris = Vec::new();
     for line in text.lines().map(str::trim) {
@@ -195,6 +306,10 @@ pub fn playlist_uris(text: &str) -> Vec<String> {
         }
         if !line.starts_with('#') {
             uris.push(line.to_owned());
+            continue;
+        }
+        // A key's URI names the license endpoint, not an object of the package.
+        if line.starts_with("#EXT-X-KEY:") || line.starts_with("#EXT-X-SESSION-KEY:") {
             continue;
         }
         if let Some(at) = line.find("URI=\"") {
@@ -423,6 +538,56 @@ mod tests {
         assert!(out.contains("<Representation id=\"audio\" c>"));
         assert!(out.contains("$RepresentationID$/init.mp4"));
         assert!(rewrite_mpd("<Representation id=\"0\"", &folders()).is_err());
+    }
+
+    fn announcement() -> KeyAnnouncement {
+        KeyAnnouncement {
+            kid: [0xab; 16],
+            license: "/v/c0ffee/license".into(),
+        }
+    }
+
+    #[test]
+    fn encrypted_playlists_announce_the_clearkey_key_before_the_init_segment() {
+        let media = "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:4\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:4.0,\nseg-00001.m4s\n";
+        let out = key_media_playlist(media, &announcement()).unwrap();
+        let key_at = out
+            .find("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT=\"org.w3.clearkey\"")
+            .unwrap();
+        assert!(key_at < out.find("#EXT-X-MAP").unwrap());
+        assert!(out.contains("URI=\"/v/c0ffee/license\",KEYID=0xABABABABABABABABABABABABABABABAB"));
+        assert!(key_media_playlist("#EXTM3U\n", &announcement()).is_err());
+        let master = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-STREAM-INF:BANDWIDTH=1\n360p/index.m3u8\n";
+        let out = key_master(master, &announcement());
+        assert!(
+            out.starts_with("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES-CTR"),
+            "{out}"
+        );
+        assert_eq!(
+            playlist_uris(&out).last().map(String::as_str),
+            Some("360p/index.m3u8")
+        );
+    }
+
+    #[test]
+    fn encrypted_mpd_has_cenc_and_clearkey_descriptors_in_every_adaptation_set() {
+        let mpd = "<?xml?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\">\n<Period><AdaptationSet id=\"0\" contentType=\"video\">\n<Representation/></AdaptationSet><AdaptationSet id=\"1\">\n<Representation/></AdaptationSet></Period></MPD>";
+        let out = key_mpd(mpd, &announcement()).unwrap();
+        assert!(out.contains(
+            "<MPD xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" xmlns="
+        ));
+        assert_eq!(
+            out.matches("cenc:default_KID=\"abababab-abab-abab-abab-abababababab\"")
+                .count(),
+            2
+        );
+        assert_eq!(
+            out.matches("<dashif:Laurl Lic_type=\"EME-1.0\">/v/c0ffee/license</dashif:Laurl>")
+                .count(),
+            2
+        );
+        assert!(out.find("ContentProtection").unwrap() < out.find("<Representation").unwrap());
+        assert!(key_mpd("<MPD></MPD>", &announcement()).is_err());
     }
 
     #[tokio::test]

@@ -17,8 +17,12 @@
 //! thumbs/sprite-001.jpg …  thumbnail sheets, thumbs/storyboard.vtt their WebVTT storyboard
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
+use streamgate_auth::{ContentKey, SampleCipher};
 use streamgate_config::{
     FfmpegConfig, Rung,
     contract::{Artwork, AudioRendition, Rendition},
@@ -28,6 +32,7 @@ use tokio::sync::watch;
 use crate::{
     Error, SourceInfo, Variant, artwork,
     audio::{self, AudioOut},
+    cenc,
     ffmpeg::{self, EncodePlan, MASTER, MPD, Supervision},
     iframes::{self, IFRAME_PLAYLIST, IframeStream},
     ladder,
@@ -71,6 +76,33 @@ pub async fn transcode(
     work_dir: &Path,
     progress: &(dyn Fn(f32) + Send + Sync),
     cancel: watch::Receiver<bool>,
+) -> Result<Package, Error> {
+    transcode_with(cfg, ladder, source, work_dir, progress, cancel, None).await
+}
+
+/// What an encrypted package is encrypted for.
+#[derive(Debug, Clone, Copy)]
+pub struct Encrypt<'a> {
+    /// The content (its license URL is written into the manifests).
+    pub content_id: &'a str,
+    /// The content key.
+    pub key: &'a ContentKey,
+}
+
+/// [`transcode`], then, with `encrypt`, Common Encryption of every init and media segment
+/// (`cenc`, see `cenc.rs`) and the key announced in every playlist and the MPD. Posters,
+/// thumbnails and storyboards stay clear (they are stills for choosing, not the work).
+///
+/// # Errors
+/// As [`transcode`]; [`Error::Encryption`] (permanent) when a segment cannot be encrypted.
+pub async fn transcode_with(
+    cfg: &FfmpegConfig,
+    ladder: &[Rung],
+    source: &Path,
+    work_dir: &Path,
+    progress: &(dyn Fn(f32) + Send + Sync),
+    cancel: watch::Receiver<bool>,
+    encrypt: Option<Encrypt<'_>>,
 ) -> Result<Package, Error> {
     let info = probe::probe(&cfg.ffprobe, source).await?;
     let variants = if info.has_video {
@@ -121,11 +153,22 @@ pub async fn transcode(
     let dir = work_dir.join("package");
     let folders = folders(&variants, &audio_outs);
     restructure(&raw, &dir, &folders, &audio_outs).await?;
+    let announced = match encrypt {
+        Some(e) => Some(protect(&dir, &folders, e).await?),
+        None => None,
+    };
     let iframe_playlists = if variants.is_empty() {
         Vec::new()
     } else {
         add_iframe_playlists(&dir, &variants).await?
     };
+    if let Some(key) = &announced {
+        for uri in &iframe_playlists {
+            let path = dir.join(uri);
+            let text = manifest::key_media_playlist(&read(&path).await?, key)?;
+            write(&path, text).await?;
+        }
+    }
     manifest::verify(&dir, MPD, MASTER).await?;
     let mut pkg = describe(dir, &variants, &audio_outs, info).await?;
     if let Some(art) = &plan.artwork {
@@ -160,6 +203,64 @@ async fn add_iframe_playlists(dir: &Path, variants: &[Variant]) -> Result<Vec<St
     let master = iframes::master_with_iframes(&read(&dir.join(MASTER)).await?, &streams);
     write(&dir.join(MASTER), master).await?;
     Ok(streams.into_iter().map(|s| s.uri).collect())
+}
+
+/// Encrypts every folder's init and media segments under `e.key` (one blocking task per
+/// folder: AES-CTR over the whole package is CPU work) and announces the key in the media
+/// playlists, the master and the MPD.
+async fn protect(
+    dir: &Path,
+    folders: &[String],
+    e: Encrypt<'_>,
+) -> Result<manifest::KeyAnnouncement, Error> {
+    let cipher = Arc::new(
+        e.key
+            .ctr()
+            .map_err(|err| Error::Encryption(err.to_string()))?,
+    );
+    let kid = e.key.kid();
+    for folder in folders {
+        let d = dir.join(folder);
+        let cipher = cipher.clone();
+        tokio::task::spawn_blocking(move || protect_folder(&d, kid, &cipher))
+            .await
+            .map_err(|j| Error::Encryption(format!("encryption task failed: {j}")))??;
+    }
+    let key = manifest::KeyAnnouncement {
+        kid,
+        license: streamgate_config::contract::paths::origin_license(e.content_id),
+    };
+    for folder in folders {
+        let path = dir.join(folder).join(MEDIA_PLAYLIST);
+        let text = manifest::key_media_playlist(&read(&path).await?, &key)?;
+        write(&path, text).await?;
+    }
+    let master = manifest::key_master(&read(&dir.join(MASTER)).await?, &key);
+    write(&dir.join(MASTER), master).await?;
+    let mpd = manifest::key_mpd(&read(&dir.join(MPD)).await?, &key)?;
+    write(&dir.join(MPD), mpd).await?;
+    Ok(key)
+}
+
+/// Encrypts one folder in place: `init.mp4`, then every `seg-*.m4s` with its own random IV
+/// start. Runs on a blocking thread.
+fn protect_folder(dir: &Path, kid: [u8; 16], cipher: &SampleCipher) -> Result<(), Error> {
+    let init_path = dir.join("init.mp4");
+    let init = std::fs::read(&init_path).map_err(Error::io("reading", &init_path))?;
+    let (init, tracks) = cenc::protect_init(&init, kid)?;
+    std::fs::write(&init_path, init).map_err(Error::io("writing", &init_path))?;
+    let entries = std::fs::read_dir(dir).map_err(Error::io("listing", dir))?;
+    for entry in entries {
+        let path = entry.map_err(Error::io("listing", dir))?.path();
+        if path.extension().and_then(|x| x.to_str()) != Some("m4s") {
+            continue;
+        }
+        let seg = std::fs::read(&path).map_err(Error::io("reading", &path))?;
+        let out = cenc::protect_segment(&seg, &tracks, cipher, rand::random())
+            .map_err(|e| Error::Encryption(format!("{}: {e}", path.display())))?;
+        std::fs::write(&path, out).map_err(Error::io("writing", &path))?;
+    }
+    Ok(())
 }
 
 /// Folder of each output stream, in stream order: the rung names, then the audio folders.

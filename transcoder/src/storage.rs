@@ -7,10 +7,60 @@ use std::{
 };
 
 use aws_sdk_s3::{Client, primitives::ByteStream};
+use streamgate_auth::{ContentKey, KeyWrapper, WrappedKey};
 use streamgate_config::contract::{is_valid_media_path, layout};
 use tokio::{io::AsyncWriteExt, sync::Semaphore, task::JoinSet};
 
 use crate::{Error, s3::s3_error};
+
+/// The content key of `content_id`: the stored one (`keys/{id}.json`) when a previous attempt
+/// made it, so a retried job and the segments edges already cache agree; else a new random
+/// key, wrapped under the wrapping KEK and stored before any segment is encrypted with it.
+///
+/// # Errors
+/// [`Error::Encryption`] (permanent) when the stored key does not unwrap here (unknown KEK,
+/// tampered record); [`Error::S3`] when the bucket cannot be read or written.
+pub(crate) async fn content_key(
+    client: &Client,
+    bucket: &str,
+    content_id: &str,
+    wrapper: &KeyWrapper,
+) -> Result<ContentKey, Error> {
+    let key = layout::key_key(content_id);
+    match client.get_object().bucket(bucket).key(&key).send().await {
+        Ok(r) => {
+            let body = r
+                .body
+                .collect()
+                .await
+                .map_err(|e| Error::S3(format!("reading {key}: {e}")))?
+                .into_bytes();
+            let stored: WrappedKey = serde_json::from_slice(&body)
+                .map_err(|e| Error::Encryption(format!("{key} is not a wrapped key: {e}")))?;
+            return wrapper
+                .unwrap(content_id, &stored)
+                .map_err(|e| Error::Encryption(format!("{key}: {e}")));
+        }
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {}
+        Err(e) => return Err(s3_error("get", &key, e)),
+    }
+    let fresh = ContentKey::generate().map_err(|e| Error::Encryption(e.to_string()))?;
+    let wrapped = wrapper
+        .wrap(content_id, &fresh)
+        .map_err(|e| Error::Encryption(e.to_string()))?;
+    let body = serde_json::to_vec(&wrapped).map_err(|e| Error::Encryption(e.to_string()))?;
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .content_type("application/json")
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| s3_error("put", &key, e))?;
+    tracing::info!(kid = %fresh.kid_hex(), kek = %wrapped.kek, "content key created");
+    Ok(fresh)
+}
 
 /// Uploads in flight at once.
 const UPLOAD_CONCURRENCY: usize = 8;

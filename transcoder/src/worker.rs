@@ -37,6 +37,8 @@ pub(crate) struct Worker {
     pub(crate) queue: Queue,
     pub(crate) s3: Client,
     pub(crate) metrics: Arc<Metrics>,
+    /// `[encryption]`'s key-encryption keys, for jobs that ask for encryption.
+    pub(crate) wrapper: Option<Arc<streamgate_auth::KeyWrapper>>,
 }
 
 impl Worker {
@@ -182,13 +184,30 @@ impl Worker {
         let report = |p: f32| {
             progress.send_replace(Some(p));
         };
-        let pkg = package::transcode(
+        let key = match job.encryption {
+            Some(e) if e.is_encrypted() => {
+                let wrapper = self.wrapper.as_deref().ok_or_else(|| {
+                    Error::Encryption(
+                        "this content asks for encryption and the transcoder has no \
+                         [encryption] keys"
+                            .into(),
+                    )
+                })?;
+                Some(storage::content_key(&self.s3, bucket, &job.content_id, wrapper).await?)
+            }
+            _ => None,
+        };
+        let pkg = package::transcode_with(
             &self.cfg.ffmpeg,
             &self.cfg.ladder,
             &source,
             work.path(),
             &report,
             cancel,
+            key.as_ref().map(|key| package::Encrypt {
+                content_id: &job.content_id,
+                key,
+            }),
         )
         .await;
         self.metrics

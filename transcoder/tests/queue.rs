@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use streamgate_config::{
-    FfmpegConfig, LogConfig, MetricsConfig, RedisConfig, S3Config, Secret, TranscoderConfig,
-    WorkerConfig,
-    contract::{EVENTS_STREAM, Event, JOBS_DEAD_LETTER, JOBS_GROUP, JOBS_STREAM, Job},
+    EncryptionConfig, FfmpegConfig, LogConfig, MetricsConfig, RedisConfig, S3Config, Secret,
+    TranscoderConfig, WorkerConfig,
+    contract::{EVENTS_STREAM, Encryption, Event, JOBS_DEAD_LETTER, JOBS_GROUP, JOBS_STREAM, Job},
 };
 use streamgate_testkit::{PrivateRedis, PrivateS3, make_clip_at as make_clip};
 use streamgate_transcoder::run_until;
@@ -48,14 +48,79 @@ fn config(st: &Stack) -> TranscoderConfig {
         },
         ladder: small_ladder(),
         log: LogConfig::default(),
+        encryption: None,
     }
 }
 
+/// The key-encryption key the encrypted-job test configures (hex of 32 bytes).
+const KEK_HEX: &str = "6b656b2d666f722d7468652d7472616e73636f6465722d7465737473212121ff";
+
+fn encryption() -> EncryptionConfig {
+    EncryptionConfig {
+        wrapping_key: "k1".into(),
+        keys: vec![("k1".into(), Secret::new(KEK_HEX))],
+    }
+}
+
+async fn put_source(s3: &aws_sdk_s3::Client, id: &str, path: &std::path::Path) {
+    let body = aws_sdk_s3::primitives::ByteStream::from_path(path)
+        .await
+        .unwrap();
+    s3.put_object()
+        .bucket("media-test")
+        .key(format!("uploads/{id}/source"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+async fn get(s3: &aws_sdk_s3::Client, key: &str) -> Vec<u8> {
+    let r = s3
+        .get_object()
+        .bucket("media-test")
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{key}: {e}"));
+    r.body.collect().await.unwrap().into_bytes().to_vec()
+}
+
+/// Decodes `init` + one `segment` with ffmpeg, optionally with a key: (frame hashes, stderr).
+fn decode(dir: &std::path::Path, init: &[u8], seg: &[u8], key: Option<&str>) -> (String, String) {
+    let file = dir.join("joined.mp4");
+    std::fs::write(&file, [init, seg].concat()).unwrap();
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-v", "error"]);
+    if let Some(k) = key {
+        cmd.args(["-decryption_key", k]);
+    }
+    let out = cmd
+        .arg("-i")
+        .arg(&file)
+        .args(["-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn job(id: &str) -> String {
+    job_with(id, None)
+}
+
+fn job_with(id: &str, encryption: Option<Encryption>) -> String {
     serde_json::to_string(&Job {
         content_id: id.into(),
         source_key: format!("uploads/{id}/source"),
         enqueued_at_ms: 0,
+        encryption,
     })
     .unwrap()
 }
@@ -105,16 +170,7 @@ async fn job_to_ready_package() {
         if id == "text" {
             std::fs::write(&path, "not a video").unwrap();
         }
-        let body = aws_sdk_s3::primitives::ByteStream::from_path(&path)
-            .await
-            .unwrap();
-        s3.put_object()
-            .bucket("media-test")
-            .key(format!("uploads/{id}/source"))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        put_source(&s3, id, &path).await;
     }
     let client = redis::Client::open(cfg.redis.url.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -202,6 +258,171 @@ async fn job_to_ready_package() {
     ] {
         assert!(keys.contains(&k), "{k} not in {keys:?}");
     }
+}
+
+/// An encrypted job: the key is stored wrapped (and unwraps only with the KEK, for this
+/// content), every init and media segment is Common Encryption (`encv`/`enca`, `pssh`,
+/// `senc`), decodes bit-exact with the key and not without it, and the manifests announce
+/// the ClearKey key. A transcoder without `[encryption]` fails such a job with a reason.
+#[tokio::test(flavor = "multi_thread")]
+async fn encrypted_job_needs_the_key_it_stores_wrapped() {
+    let st = stack();
+    let tmp = &st.tmp;
+    let mut cfg = config(&st);
+    cfg.encryption = Some(encryption());
+    let s3 = streamgate_transcoder::s3::client(&cfg.s3);
+    s3.create_bucket()
+        .bucket("media-test")
+        .send()
+        .await
+        .unwrap();
+    let clip = tmp.path().join("clip.mp4");
+    make_clip(&clip, 640, 360, 4, true);
+    for id in ["enc", "clear", "nokeys"] {
+        put_source(&s3, id, &clip).await;
+    }
+    let client = redis::Client::open(cfg.redis.url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    for data in [
+        job_with("enc", Some(Encryption::Cenc)),
+        job_with("clear", Some(Encryption::None)),
+    ] {
+        let _: String = conn
+            .xadd(JOBS_STREAM, "*", &[("data", data)])
+            .await
+            .unwrap();
+    }
+    let (stop, shutdown) = watch::channel(false);
+    let service = tokio::spawn(run_until(cfg.clone(), shutdown));
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let events = loop {
+        let events = final_events(&mut conn).await;
+        if events.len() >= 2 {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "no final events: {events:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.send(true).unwrap();
+    service.await.unwrap().unwrap();
+    assert!(
+        events.iter().all(|e| matches!(e, Event::Ready { .. })),
+        "{events:?}"
+    );
+
+    // The stored key: wrapped, bound to this content.
+    let stored: streamgate_auth::WrappedKey =
+        serde_json::from_slice(&get(&s3, "keys/enc.json").await).unwrap();
+    let wrapper =
+        streamgate_auth::KeyWrapper::new("k1", &[("k1".into(), hex::decode(KEK_HEX).unwrap())])
+            .unwrap();
+    assert!(
+        wrapper.unwrap("clear", &stored).is_err(),
+        "bound to its content"
+    );
+    let key = wrapper.unwrap("enc", &stored).unwrap();
+    let clear_has_no_key = s3
+        .get_object()
+        .bucket("media-test")
+        .key("keys/clear.json")
+        .send()
+        .await;
+    assert!(clear_has_no_key.is_err(), "a clear content has no key");
+
+    let kid = key.kid_hex().to_ascii_uppercase();
+    for folder in ["180p", "360p", "audio"] {
+        let init = get(&s3, &format!("media/enc/{folder}/init.mp4")).await;
+        let contains = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
+        assert!(
+            contains(&init, b"pssh") && contains(&init, b"tenc") && contains(&init, &key.kid())
+        );
+        assert!(contains(
+            &init,
+            if folder == "audio" { b"enca" } else { b"encv" }
+        ));
+        let seg = get(&s3, &format!("media/enc/{folder}/seg-00001.m4s")).await;
+        assert!(contains(&seg, b"senc") && contains(&seg, b"saio"));
+        let (with_key, errors) = decode(tmp.path(), &init, &seg, Some(&key.key_hex()));
+        assert!(errors.is_empty(), "{folder} with the key: {errors}");
+        assert!(with_key.lines().count() > 10, "{folder}: {with_key}");
+        // The same segment of the clear package (same source, same encoder settings) decodes
+        // to the same frames: the encryption is exact.
+        let clear_init = get(&s3, &format!("media/clear/{folder}/init.mp4")).await;
+        let clear_seg = get(&s3, &format!("media/clear/{folder}/seg-00001.m4s")).await;
+        let (clear, _) = decode(tmp.path(), &clear_init, &clear_seg, None);
+        assert_eq!(
+            with_key, clear,
+            "{folder}: decrypted frames differ from the clear package"
+        );
+        let (without, errors) = decode(tmp.path(), &init, &seg, None);
+        assert!(
+            without != clear || !errors.is_empty(),
+            "{folder} decodes without the key"
+        );
+        let wrong = "00000000000000000000000000000000";
+        let (wrong_key, _) = decode(tmp.path(), &init, &seg, Some(wrong));
+        assert_ne!(wrong_key, clear, "{folder} decodes with a wrong key");
+        let playlist =
+            String::from_utf8(get(&s3, &format!("media/enc/{folder}/index.m3u8")).await).unwrap();
+        assert!(playlist.contains(&format!(
+            "#EXT-X-KEY:METHOD=SAMPLE-AES-CTR,KEYFORMAT=\"org.w3.clearkey\",KEYFORMATVERSIONS=\"1\",URI=\"/v/enc/license\",KEYID=0x{kid}"
+        )), "{playlist}");
+    }
+    let master = String::from_utf8(get(&s3, "media/enc/master.m3u8").await).unwrap();
+    assert!(
+        master.contains("#EXT-X-SESSION-KEY:METHOD=SAMPLE-AES-CTR"),
+        "{master}"
+    );
+    let iframes = String::from_utf8(get(&s3, "media/enc/360p/iframes.m3u8").await).unwrap();
+    assert!(
+        iframes.contains("#EXT-X-KEY:METHOD=SAMPLE-AES-CTR"),
+        "{iframes}"
+    );
+    let mpd = String::from_utf8(get(&s3, "media/enc/manifest.mpd").await).unwrap();
+    assert!(mpd.contains("urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e"));
+    assert!(mpd.contains("<dashif:Laurl Lic_type=\"EME-1.0\">/v/enc/license</dashif:Laurl>"));
+    let clear_mpd = String::from_utf8(get(&s3, "media/clear/manifest.mpd").await).unwrap();
+    assert!(!clear_mpd.contains("ContentProtection"));
+
+    // Without [encryption] the job fails, with the reason, and nothing is published.
+    let mut plain = config(&st);
+    plain.encryption = None;
+    let _: String = conn
+        .xadd(
+            JOBS_STREAM,
+            "*",
+            &[("data", job_with("nokeys", Some(Encryption::Cenc)))],
+        )
+        .await
+        .unwrap();
+    let (stop, shutdown) = watch::channel(false);
+    let service = tokio::spawn(run_until(plain, shutdown));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let failed = loop {
+        let found = final_events(&mut conn)
+            .await
+            .into_iter()
+            .find_map(|e| match e {
+                Event::Failed { content_id, error } if content_id == "nokeys" => Some(error),
+                _ => None,
+            });
+        if let Some(f) = found {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "no failure for nokeys");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.send(true).unwrap();
+    service.await.unwrap().unwrap();
+    assert!(failed.contains("[encryption]"), "{failed}");
+    let listed = s3
+        .list_objects_v2()
+        .bucket("media-test")
+        .prefix("media/nokeys/")
+        .send()
+        .await
+        .unwrap();
+    assert!(listed.contents().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
