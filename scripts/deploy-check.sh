@@ -60,7 +60,7 @@ for svc in proxy origin transcoder; do
   tls=()
   [ "$svc" = proxy ] && tls=("STREAMGATE__SERVER__TLS={ listen = \"0.0.0.0:8443\", certificates = [{ cert = \"$tmp/cert.pem\", key = \"$tmp/key.pem\" }] }")
   if ! out=$(env "${tls[@]}" STREAMGATE_EDGE_KEY="$secret" STREAMGATE_EDGE_ADMIN_TOKEN="$secret" \
-      STREAMGATE_TOKEN_KEY_K1="$secret" STREAMGATE_SESSION_KEY_S1="$secret" \
+      STREAMGATE_TOKEN_KEY_K1="$secret" STREAMGATE_SESSION_KEY_S1="$secret" STREAMGATE_KEK_1="$secret" \
       STREAMGATE_S3_ACCESS_KEY=access STREAMGATE_S3_SECRET_KEY=secret \
       STREAMGATE_EVM_RPC_1=https://rpc.example.com \
       "$BIN_DIR/streamgate-$svc" --config "deploy/kubernetes/base/config/$svc.toml" --check-config 2>&1); then

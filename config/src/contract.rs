@@ -147,10 +147,11 @@ pub fn is_valid_media_path(path: &str) -> bool {
 }
 
 /// How a content's package is encrypted (`"encryption"` in `POST /v1/contents`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Encryption {
     /// Clear segments (the default).
+    #[default]
     None,
     /// ISO/IEC 23001-7 `cenc` (AES-128-CTR), keys through the edge's ClearKey license.
     Cenc,

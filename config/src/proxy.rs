@@ -517,11 +517,11 @@ impl ProxyFile {
             ));
         }
         let entitlements = self.entitlements.map(|e| e.resolve(env)).transpose()?;
-        if !(1..=100_000).contains(&self.license.requests_per_minute) {
+        if !(1..=100_000_000).contains(&self.license.requests_per_minute) {
             return Err(ConfigError::invalid(
                 "license.requests-per-minute",
                 self.license.requests_per_minute,
-                "must be between 1 and 100000",
+                "must be between 1 and 100000000",
             ));
         }
         self.cache.validate()?;

@@ -28,6 +28,7 @@ fn env() -> HashMap<String, String> {
             "STREAMGATE_EDGE_KEY".to_owned(),
             "edge-key-0123456789abcdef".to_owned(),
         ),
+        ("STREAMGATE_KEK_1".to_owned(), "ef".repeat(32)),
     ]
     .into()
 }
@@ -55,6 +56,10 @@ fn sample_proxy_config_loads() {
     assert_eq!(c.tokens.default_ttl, Duration::from_secs(3600));
     assert_eq!(c.tokens.keys.len(), 1);
     assert_eq!(c.tokens.keys[0].1.expose(), "ab".repeat(32));
+    let enc = c.encryption.as_ref().expect("[encryption]");
+    assert_eq!(enc.wrapping_key, "kek1");
+    assert_eq!(enc.keys[0].1.expose(), "ef".repeat(32));
+    assert_eq!(c.license.requests_per_minute, 60);
 }
 
 #[test]
@@ -77,6 +82,7 @@ fn sample_transcoder_config_loads() {
     assert_eq!(c.ffmpeg.segment_seconds, 4);
     assert_eq!(c.worker.max_attempts, 3);
     assert_eq!(c.metrics.listen.to_string(), "127.0.0.1:9181");
+    assert_eq!(c.encryption.expect("[encryption]").wrapping_key, "kek1");
 }
 
 #[test]

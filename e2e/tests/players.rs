@@ -6,7 +6,8 @@
 //! the caption tracks added after packaging (WebVTT and SRT) and the source's two audio
 //! languages, with their languages, and show the chosen caption track's cues at the times the
 //! file gives, and switch to the second audio language and play on; both play an audio-only
-//! upload and switch its language too.
+//! upload and switch its language too; both play an encrypted (`cenc`) video with its key from
+//! the edge's ClearKey license (EME) and cannot without it.
 
 use std::{process::Command, time::Duration};
 
@@ -160,6 +161,66 @@ async fn hls_js_and_dash_js_play_through_the_edge_in_chromium() {
         assert!(ok, "audio only, {kind}: {report}");
         assert_eq!(report["audioSwitch"]["to"], "fr", "{kind}: {report}");
         assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+    }
+
+    // An encrypted (cenc) video gated by an allowlist: both players get the key through EME
+    // ClearKey from the license URL of the grant, under the viewer's token, and play; without
+    // the license they cannot.
+    let viewer_wallet = Wallet::new(51);
+    let allow = serde_json::json!({"allow": [format!("eip155:31337:{}", viewer_wallet.address)]});
+    let secret = st
+        .upload_with(
+            serde_json::json!({"title": "encrypted", "policy": allow, "encryption": "cenc"}),
+            &make_multi_audio_clip(640, 360, 6, &["eng"]),
+        )
+        .await;
+    assert_eq!(
+        st.wait_done(&secret, Duration::from_secs(120)).await["status"],
+        "ready"
+    );
+    let (status, enc) = grant(&st, &secret, Some(&viewer)).await;
+    assert_eq!(status, 200, "{enc}");
+    let license = enc["license"]
+        .as_str()
+        .expect("the grant names the license");
+    for (kind, url) in [("hls", &enc["hls"]), ("dash", &enc["dash"])] {
+        let url = format!("{}{}", st.edge, url.as_str().unwrap());
+        let (ok, report) = play(
+            &st,
+            &[
+                "--kind",
+                kind,
+                "--url",
+                &url,
+                "--seconds",
+                "3",
+                "--license",
+                license,
+            ],
+        );
+        assert!(ok, "encrypted, {kind}: {report}");
+        assert!(report["currentTime"].as_f64().unwrap() > 1.0, "{report}");
+        assert!(
+            report["license"]["statuses"]["200"].as_u64().unwrap_or(0) >= 1,
+            "{kind}: {report}"
+        );
+        assert!(!report.to_string().contains(enc["token"].as_str().unwrap()));
+        // Without a license URL the player has no key: no playback.
+        let (ok, report) = play(
+            &st,
+            &[
+                "--kind",
+                kind,
+                "--url",
+                &url,
+                "--seconds",
+                "2",
+                "--timeout",
+                "10",
+            ],
+        );
+        assert!(!ok, "encrypted {kind} played without a key: {report}");
+        assert_eq!(report["played"], false, "{kind}: {report}");
     }
 
     // The same players over HTTPS (HTTP/2) from the stack's TLS listener, the browser trusting

@@ -18,7 +18,7 @@ use futures_util::StreamExt;
 use aws_sdk_s3::{Client, primitives::ByteStream};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
-use streamgate_config::contract::{Rendition, layout};
+use streamgate_config::contract::{Encryption, Rendition, layout};
 use tokio::sync::Mutex;
 
 use crate::{AppError, error::AppResult, index::ContentIndex, lock::Lease, now_ms};
@@ -92,6 +92,9 @@ pub struct ContentRecord {
     /// Audio renditions, once ready: the languages of a video, or an audio-only ladder.
     #[serde(default)]
     pub audio: Vec<streamgate_config::contract::AudioRendition>,
+    /// How the package is encrypted (`none` for records from before encryption existed).
+    #[serde(default)]
+    pub encryption: Encryption,
     /// The current tus upload, if any.
     #[serde(default)]
     pub upload_id: Option<String>,
@@ -164,28 +167,13 @@ impl Catalog {
     }
 
     async fn get_once(&self, id: &str) -> AppResult<Option<ContentRecord>> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(layout::catalog_key(id))
-            .send()
-            .await;
-        let obj = match out {
-            Ok(o) => o,
-            Err(e) => {
-                if e.as_service_error().is_some_and(|s| s.is_no_such_key()) {
-                    return Ok(None);
-                }
-                return Err(AppError::storage(aws_sdk_s3::error::DisplayErrorContext(e)));
-            }
+        let Some(bytes) =
+            streamgate_storage::get_if_exists(&self.s3, &self.bucket, &layout::catalog_key(id))
+                .await
+                .map_err(AppError::storage)?
+        else {
+            return Ok(None);
         };
-        let bytes = obj
-            .body
-            .collect()
-            .await
-            .map_err(AppError::storage)?
-            .into_bytes();
         let rec = serde_json::from_slice(&bytes)
             .map_err(|e| AppError::Internal(format!("catalog record {id} is corrupt: {e}")))?;
         Ok(Some(rec))
@@ -287,6 +275,7 @@ impl Catalog {
                 storyboard: None,
                 captions: Vec::new(),
                 audio: Vec::new(),
+                encryption: rec.encryption,
                 upload_id: None,
                 created_at: rec.created_at,
                 updated_at: now,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use streamgate_config::contract::is_valid_content_id;
 use streamgate_entitlements::Policy;
 
-use streamgate_config::contract::{Invalidation, keys};
+use streamgate_config::contract::{Encryption, Invalidation, keys};
 
 use crate::{
     AppError, AppState,
@@ -35,6 +35,10 @@ pub(crate) struct CreateContent {
     title: String,
     #[serde(default)]
     policy: Option<Value>,
+    /// `"cenc"` encrypts the package (keys only through the edge's license endpoint);
+    /// `"none"` or absent leaves it clear.
+    #[serde(default)]
+    encryption: Encryption,
 }
 
 /// A fresh random id: 20 lowercase letters and digits (~103 bits).
@@ -82,12 +86,13 @@ pub(crate) async fn create(
         storyboard: None,
         captions: Vec::new(),
         audio: Vec::new(),
+        encryption: req.encryption,
         upload_id: None,
         created_at: now,
         updated_at: now,
     };
     st.catalog.create(&rec).await?;
-    tracing::info!(content_id = %rec.id, owner = %who.sub, "content created");
+    tracing::info!(content_id = %rec.id, owner = %who.sub, encryption = ?rec.encryption, "content created");
     let upload_url = format!("{}/v1/uploads", st.cfg.server.public_url);
     Ok((
         StatusCode::CREATED,
@@ -121,6 +126,7 @@ pub(crate) struct PublicView<'a> {
     storyboard: Option<&'a str>,
     captions: &'a [crate::captions::Caption],
     audio: &'a [streamgate_config::contract::AudioRendition],
+    encryption: Encryption,
 }
 
 impl<'a> From<&'a ContentRecord> for PublicView<'a> {
@@ -143,6 +149,7 @@ impl<'a> From<&'a ContentRecord> for PublicView<'a> {
             storyboard: r.storyboard.as_deref(),
             captions: &r.captions,
             audio: &r.audio,
+            encryption: r.encryption,
         }
     }
 }
@@ -273,6 +280,8 @@ pub(crate) async fn remove_files(st: &AppState, id: &str) -> AppResult<()> {
     for prefix in [
         streamgate_config::contract::layout::media_prefix(id),
         format!("uploads/{id}/"),
+        // The wrapped content key: without it the encrypted segments are noise.
+        streamgate_config::contract::layout::key_key(id),
     ] {
         streamgate_storage::delete_prefix(&st.s3, &st.cfg.s3.bucket, &prefix)
             .await
@@ -473,4 +482,34 @@ pub(crate) async fn patch(
         .await?;
     tracing::info!(content_id = %id, "metadata changed");
     Ok(Json(rec))
+}
+
+/// `GET /v1/contents/{id}/key` (internal listener, edges only): the content key as stored,
+/// wrapped under a key-encryption key origin does not hold. The edge unwraps it for a license
+/// request it has checked; origin never sees the clear key. 404 for an unknown, deleted, clear
+/// or not yet packaged content. `Cache-Control: no-store`.
+pub(crate) async fn wrapped_key(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> AppResult<([(axum::http::HeaderName, &'static str); 1], Json<Value>)> {
+    if !is_valid_content_id(&id) {
+        return Err(AppError::NotFound("no such content"));
+    }
+    let rec = st
+        .catalog
+        .get(&id)
+        .await?
+        .filter(|r| r.encryption.is_encrypted())
+        .ok_or(AppError::NotFound("no encrypted content with this id"))?;
+    let key = streamgate_config::contract::layout::key_key(&rec.id);
+    let bytes = streamgate_storage::get_if_exists(&st.s3, &st.cfg.s3.bucket, &key)
+        .await
+        .map_err(AppError::storage)?
+        .ok_or(AppError::NotFound("this content has no key yet"))?;
+    let wrapped: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| AppError::Internal(format!("stored key of {id} is corrupt: {e}")))?;
+    Ok((
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        Json(wrapped),
+    ))
 }

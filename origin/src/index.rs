@@ -207,6 +207,7 @@ mod tests {
             storyboard: None,
             captions: Vec::new(),
             audio: Vec::new(),
+            encryption: Default::default(),
             upload_id: None,
             created_at: at,
             updated_at: at,

@@ -85,7 +85,8 @@ pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<
         } => {
             tracing::info!(content_id = %up.content_id, ?video, ?duration_s, has_audio, "upload probed");
             // Catalog first, then the job: a fast transcoder's `ready` must land after this.
-            app.catalog
+            let rec = app
+                .catalog
                 .update(&up.content_id, |r| {
                     r.status = Status::Processing;
                     r.progress = 0.0;
@@ -97,6 +98,7 @@ pub(crate) async fn finalize(app: &AppState, up: &mut UploadState) -> AppResult<
                 content_id: up.content_id.clone(),
                 source_key,
                 enqueued_at_ms: now_ms(),
+                encryption: Some(rec.encryption),
             };
             enqueue(&app.redis, &job).await?;
         }
@@ -398,6 +400,7 @@ mod tests {
             storyboard: None,
             captions: Vec::new(),
             audio: Vec::new(),
+            encryption: Default::default(),
             upload_id: None,
             created_at: 0,
             updated_at: 0,

@@ -242,12 +242,13 @@ fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     span
 }
 
-/// The edges' API (`server.internal-listen`): packaged files and the content records edges
-/// read, each request carrying one of `server.edge-keys`; `/healthz` and `/readyz` open.
+/// The edges' API (`server.internal-listen`): packaged files, the content records and the
+/// wrapped content keys edges read, each request carrying one of `server.edge-keys`; `/healthz` and `/readyz` open.
 pub fn internal_app(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v/{id}/{*path}", get(media::get))
         .route("/v1/contents/{id}", get(contents::get))
+        .route("/v1/contents/{id}/key", get(contents::wrapped_key))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             require_edge_key,

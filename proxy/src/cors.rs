@@ -93,7 +93,7 @@ impl Cors {
         h.retain(|(n, _)| *n != header::ACCESS_CONTROL_EXPOSE_HEADERS);
         h.push((
             header::ACCESS_CONTROL_ALLOW_METHODS,
-            "GET, HEAD, OPTIONS".to_owned(),
+            "GET, HEAD, POST, OPTIONS".to_owned(),
         ));
         let asked = req
             .headers
@@ -200,7 +200,7 @@ mod tests {
         assert_eq!(get(&h, header::ACCESS_CONTROL_ALLOW_HEADERS), Some("Range"));
         assert_eq!(
             get(&h, header::ACCESS_CONTROL_ALLOW_METHODS),
-            Some("GET, HEAD, OPTIONS")
+            Some("GET, HEAD, POST, OPTIONS")
         );
         assert_eq!(get(&h, header::ACCESS_CONTROL_MAX_AGE), Some("60"));
     }

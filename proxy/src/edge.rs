@@ -48,6 +48,7 @@ use crate::{
     cors::{self, Cors, CorsHeaders},
     grant::{self, GrantRequest, Grants},
     health::{HEALTHY, Readiness},
+    license::Licenses,
     manifest::{ManifestKind, ManifestRewriter},
     metrics::{EdgeMetrics, REASON_METHOD, REASON_NOT_FOUND},
     reply::{self, ErrorBody},
@@ -88,6 +89,11 @@ enum Decision {
     NoEdgeKey,
     /// The grant endpoint.
     Grant(GrantRequest),
+    /// A ClearKey license request whose token the gate accepted.
+    License {
+        content_id: String,
+        token: streamgate_auth::Verified,
+    },
 }
 
 /// Per-request state, shared by every hook of one request.
@@ -186,6 +192,8 @@ pub(crate) struct Edge {
     grants: Option<Arc<Grants>>,
     /// The object cache; `None` with `cache.enabled = false`.
     cache: Option<Arc<EdgeCache>>,
+    /// The ClearKey license service (always set by `server`; `None` answers 503).
+    licenses: Option<Arc<Licenses>>,
     /// CORS policy.
     cors: Cors,
     /// Keys child edges present on `/v/…` (`server.edge-keys`); empty: no `/v/` route.
@@ -213,6 +221,7 @@ impl Edge {
     ) -> Self {
         Self {
             cors,
+            licenses: None,
             child_keys: streamgate_auth::EdgeKeys::default(),
             trusted_proxies: TrustedProxies::default(),
             access_log: None,
@@ -230,6 +239,12 @@ impl Edge {
     /// Serves child edges presenting one of `keys` at `/v/{id}/{path}` (`server.edge-keys`).
     pub(crate) fn accepting_children(mut self, keys: streamgate_auth::EdgeKeys) -> Self {
         self.child_keys = keys;
+        self
+    }
+
+    /// Answers ClearKey license requests with `licenses`.
+    pub(crate) fn licensing(mut self, licenses: Arc<Licenses>) -> Self {
+        self.licenses = Some(licenses);
         self
     }
 
@@ -282,6 +297,22 @@ impl Edge {
                             PlayerPath::Token(_) => paths::gated(token, g.content_id, ""),
                             PlayerPath::Cookie(_) => paths::cookie_mode(g.content_id, ""),
                         }),
+                    },
+                    Err(e) => Decision::Forbidden(e),
+                }
+            }
+            Route::License(player) => {
+                let g = player.object();
+                let token = match player {
+                    PlayerPath::Token(g) => g.token,
+                    PlayerPath::Cookie(g) => {
+                        grant::play_cookie_value(req, g.content_id).unwrap_or("")
+                    }
+                };
+                match self.gate(session, token, g) {
+                    Ok(verified) => Decision::License {
+                        content_id: g.content_id.to_owned(),
+                        token: verified,
                     },
                     Err(e) => Decision::Forbidden(e),
                 }
@@ -489,6 +520,22 @@ impl ProxyHttp for Edge {
                 ctx.kind = kind;
                 ctx.object = Some(object);
                 return Ok(false);
+            }
+            Decision::License { content_id, token } => {
+                ctx.client_ip = viewer_ip(session, &self.trusted_proxies);
+                let span = ctx.span.clone();
+                match &self.licenses {
+                    Some(l) => {
+                        l.answer(session, &content_id, &token, self.grants.as_deref(), &cors)
+                            .instrument(span)
+                            .await?;
+                    }
+                    None => {
+                        let body = ErrorBody::new("license_unavailable", "no license service");
+                        let status = StatusCode::SERVICE_UNAVAILABLE;
+                        reply::send_json(session, status, &body, &cors).await?;
+                    }
+                }
             }
             Decision::Grant(request) => {
                 if let Some(grants) = &self.grants {

@@ -9,6 +9,7 @@
 //!                    shared by every content with the same policy)
 //!                 ─► EntitlementCache (L1 moka → L2 Redis → evaluate over the chains) ─► 403 / 503
 //!                 ─► mint /p/{token}/{id}/… ─► 200 {"hls","dash","token","expires_at"} or 302
+//!                    (+ "encryption","license" when the package is encrypted)
 //! ```
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
@@ -20,7 +21,7 @@ use serde_json::Value;
 use streamgate_auth::{JwksFuture, JwksSource, RemoteVerifier, SessionError};
 use streamgate_config::{
     EntitlementsConfig, SessionSection,
-    contract::{keys, layout, paths},
+    contract::{Encryption, keys, layout, paths},
 };
 use streamgate_entitlements::{
     AlloyEvmReader, BlockChoice, CacheConfig, EntitlementCache, EvmChains, EvmReader, Policy,
@@ -127,6 +128,8 @@ pub(crate) struct GrantRequest {
 pub(crate) struct Granted {
     pub(crate) minted: Minted,
     pub(crate) basis: Basis,
+    /// How the content's package is encrypted (the grant then names the license URL).
+    pub(crate) encryption: Encryption,
 }
 
 /// What origin says about a content (the part of `GET /v1/contents/{id}` a grant needs).
@@ -135,11 +138,14 @@ struct ContentInfo {
     status: String,
     owner: Option<String>,
     policy: Value,
+    #[serde(default)]
+    encryption: Encryption,
 }
 
 /// A content's parsed policy, cached for `policy-ttl`.
 struct ContentPolicy {
     owner: Option<String>,
+    encryption: Encryption,
     policy: Policy,
     hash: [u8; 32],
 }
@@ -435,6 +441,7 @@ impl Grants {
             .map_err(|e| GrantError::NotEntitled(format!("unreadable policy: {e}")))?;
         let cp = Arc::new(ContentPolicy {
             owner: info.owner,
+            encryption: info.encryption,
             hash: policy.hash(),
             policy,
         });
@@ -565,7 +572,11 @@ impl Grants {
             .mint(content_id, &subject, None, bind, now.max(0) as u64, true)
             .map_err(|e| GrantError::Mint(e.to_string()))?;
         self.remember_subject(&subject).await;
-        Ok(Granted { minted, basis })
+        Ok(Granted {
+            minted,
+            basis,
+            encryption: content.encryption,
+        })
     }
 }
 
@@ -598,7 +609,8 @@ impl Grants {
                     GrantBody::cookie(content_id, &g.minted)
                 } else {
                     GrantBody::new(content_id, &g.minted)
-                };
+                }
+                .encrypted(content_id, g.encryption, request.cookie_mode);
                 let cookie = request
                     .cookie_mode
                     .then(|| play_cookie(content_id, &g.minted, cross_site_cookie));
@@ -641,6 +653,12 @@ pub(crate) struct GrantBody {
     pub(crate) dash: String,
     token: String,
     expires_at: String,
+    /// The package's encryption scheme; absent for clear content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encryption: Option<Encryption>,
+    /// The ClearKey license URL (`POST`, W3C ClearKey JSON) of an encrypted content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    license: Option<String>,
 }
 
 impl GrantBody {
@@ -651,7 +669,23 @@ impl GrantBody {
             dash: paths::gated(&m.token, content_id, layout::DASH_MANIFEST),
             token: m.token.clone(),
             expires_at: humantime::format_rfc3339_seconds(exp).to_string(),
+            encryption: None,
+            license: None,
         }
+    }
+
+    /// Names the scheme and the license URL (token path, or `/c/{id}/` in cookie mode) when
+    /// the content is encrypted.
+    pub(crate) fn encrypted(mut self, content_id: &str, e: Encryption, cookie_mode: bool) -> Self {
+        if e.is_encrypted() {
+            self.encryption = Some(e);
+            self.license = Some(if cookie_mode {
+                paths::cookie_mode(content_id, layout::LICENSE)
+            } else {
+                paths::gated(&self.token, content_id, layout::LICENSE)
+            });
+        }
+        self
     }
 }
 

@@ -13,8 +13,9 @@
 //!   │                                  ─► forget every policy and empty L1 (fail closed)
 //!   │    then sg:revoked:* is scanned into the revoked set
 //!   ├─ messages: policy_changed                    ─► forget the content's policy
-//!   │            content_deleted / repackaged       ─► forget its policy, drop its objects
-//!   │                                                 from L1 (origin deletes the L2 keys)
+//!   │            content_deleted / repackaged       ─► forget its policy and wrapped key, drop
+//!   │                                                 its objects from L1 (origin deletes the
+//!   │                                                 L2 keys)
 //!   │            purged {content_id}                ─► drop its objects from L1
 //!   │            purged {content_id, path}          ─► drop that object from L1 and L2
 //!   │            session_revoked {jti, exp}         ─► refuse that session until exp
@@ -42,7 +43,9 @@ use streamgate_config::contract::{
 };
 use tracing::{debug, info, warn};
 
-use crate::{cache::EdgeCache, grant::Grants, metrics::EdgeMetrics, upstream::cache_key};
+use crate::{
+    cache::EdgeCache, grant::Grants, license::Licenses, metrics::EdgeMetrics, upstream::cache_key,
+};
 
 /// How often the subscription is probed.
 const PING_EVERY: Duration = Duration::from_secs(15);
@@ -164,6 +167,8 @@ pub(crate) struct Invalidator {
     client: redis::Client,
     grants: Option<Arc<Grants>>,
     cache: Option<Arc<EdgeCache>>,
+    /// Wrapped content keys this edge holds (forgotten with their content).
+    licenses: Option<Arc<Licenses>>,
     metrics: Arc<EdgeMetrics>,
     /// The last log message applied.
     cursor: Mutex<Cursor>,
@@ -184,11 +189,18 @@ impl Invalidator {
             client,
             grants,
             cache,
+            licenses: None,
             metrics,
             cursor: Mutex::new(Cursor::Fresh),
             resync_script: redis::Script::new(invalidation_log::RESYNC_SCRIPT),
             ping_every: PING_EVERY,
         }
+    }
+
+    /// Also forgets a deleted or re-packaged content's wrapped key.
+    pub(crate) fn forgetting_keys(mut self, licenses: Arc<Licenses>) -> Self {
+        self.licenses = Some(licenses);
+        self
     }
 
     async fn drop_objects(&self, content_id: &str, path: Option<&str>) {
@@ -443,6 +455,12 @@ impl Invalidator {
         }
     }
 
+    async fn forget_key(&self, content_id: &str) {
+        if let Some(l) = &self.licenses {
+            l.forget(content_id).await;
+        }
+    }
+
     async fn apply(&self, msg: &Invalidation) {
         let grants = self.grants.as_deref();
         let kind = match msg {
@@ -450,6 +468,7 @@ impl Invalidator {
                 if let Some(g) = grants {
                     g.forget_content(content_id).await;
                 }
+                self.forget_key(content_id).await;
                 self.drop_objects(content_id, None).await;
                 "content_deleted"
             }
@@ -460,6 +479,7 @@ impl Invalidator {
                 "policy_changed"
             }
             Invalidation::Repackaged { content_id } => {
+                self.forget_key(content_id).await;
                 self.drop_objects(content_id, None).await;
                 "repackaged"
             }

@@ -52,6 +52,7 @@ pub mod fuzz;
 mod grant;
 mod health;
 mod invalidate;
+mod license;
 mod manifest;
 mod metrics;
 mod proxy_protocol;

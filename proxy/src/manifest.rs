@@ -35,11 +35,11 @@
 //!   `EXT-X-PART`, `EXT-X-PRELOAD-HINT`, `EXT-X-RENDITION-REPORT` and `EXT-X-SESSION-DATA`.
 //!   Line endings (LF or CRLF) are kept exactly.
 //! - DASH: the `media`, `initialization` and `sourceURL` attributes (single or double quotes)
-//!   of any element, and the text of `<BaseURL>` (surrounding whitespace kept, also with a
-//!   namespace prefix). Values are matched as written: XML entities and template identifiers
-//!   such as `$Number%05d$` pass through untouched. Comments, CDATA sections, processing
-//!   instructions and declarations are never rewritten. The prefix is XML-escaped once, when
-//!   the rewriter is built.
+//!   of any element, and the text of `<BaseURL>` and of the ClearKey license URL
+//!   `<dashif:Laurl>` (surrounding whitespace kept, any namespace prefix). Values are matched
+//!   as written: XML entities and template identifiers such as `$Number%05d$` pass through
+//!   untouched. Comments, CDATA sections, processing instructions and declarations are never
+//!   rewritten. The prefix is XML-escaped once, when the rewriter is built.
 //!
 //! Everything else, including bytes that are not UTF-8, is copied unchanged.
 //!
@@ -709,7 +709,9 @@ fn find_close(buf: &[u8], from: usize, body: usize, tail: &[u8; 2]) -> Option<us
     }
 }
 
-/// Whether a complete tag is a `BaseURL` start tag (any namespace prefix, not self-closing).
+/// Whether a complete tag starts an element whose text is a URI: `BaseURL` or the license URL
+/// `Laurl` (DASH-IF IOP, any namespace prefix; `laurl` as some packagers write it), not
+/// self-closing.
 fn opens_base_url(tag: &[u8]) -> bool {
     let n = tag.len();
     if n < 3 || tag[n - 2] == b'/' {
@@ -725,7 +727,7 @@ fn opens_base_url(tag: &[u8]) -> bool {
         Some(c) => &name[c + 1..],
         None => name,
     };
-    local == b"BaseURL"
+    matches!(local, b"BaseURL" | b"Laurl" | b"laurl")
 }
 
 fn is_xml_space(b: u8) -> bool {
@@ -1240,6 +1242,15 @@ https://o.example/p/tok/deadbeef/video.m3u8
             (
                 "<BaseURL>/v/c0ffee42/a/<!-- x --></BaseURL>",
                 "<BaseURL>/v/c0ffee42/a/<!-- x --></BaseURL>",
+            ),
+            // the ClearKey license URL is a URI element like BaseURL
+            (
+                r#"<ContentProtection><dashif:Laurl Lic_type="EME-1.0">/v/c0ffee42/license</dashif:Laurl></ContentProtection>"#,
+                r#"<ContentProtection><dashif:Laurl Lic_type="EME-1.0">/p/TOKEN123/c0ffee42/license</dashif:Laurl></ContentProtection>"#,
+            ),
+            (
+                "<clearkey:Laurl>https://keys.example.net/c0ffee42</clearkey:Laurl>",
+                "<clearkey:Laurl>https://keys.example.net/c0ffee42</clearkey:Laurl>",
             ),
             // BaseURL attributes are looked at like any other element's
             (

@@ -38,6 +38,7 @@ pub(crate) struct EdgeMetrics {
     upstream_errors: IntCounter,
     response_bytes: IntCounter,
     grants: IntCounterVec,
+    licenses: IntCounterVec,
     entitlement_checks: IntCounter,
     invalidations: IntCounterVec,
     proxy_headers: IntCounterVec,
@@ -155,6 +156,17 @@ impl EdgeMetrics {
                 &["outcome"],
                 &[],
             )?,
+            licenses: r.counter_vec(
+                "streamgate_edge_license_requests_total",
+                "ClearKey license requests that passed the token gate, by outcome.",
+                &["outcome"],
+                &presets(
+                    &crate::license::OUTCOMES
+                        .iter()
+                        .map(|o| [*o])
+                        .collect::<Vec<_>>(),
+                ),
+            )?,
             entitlement_checks: r.counter(
                 "streamgate_edge_entitlement_checks_total",
                 "Entitlement evaluations run against the chains (cache misses after singleflight).",
@@ -240,6 +252,11 @@ impl EdgeMetrics {
     /// Counts a grant request by outcome.
     pub(crate) fn grant(&self, outcome: &str) {
         self.grants.with_label_values(&[outcome]).inc();
+    }
+
+    /// Counts a license request by outcome.
+    pub(crate) fn license(&self, outcome: &str) {
+        self.licenses.with_label_values(&[outcome]).inc();
     }
 
     /// Counts one entitlement evaluation against the chains.

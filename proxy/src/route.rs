@@ -18,6 +18,7 @@
 use http::Method;
 use streamgate_config::contract::{
     MEDIA_PREFIX, is_valid_content_id,
+    layout::LICENSE,
     paths::{COOKIE_PREFIX, GATED_PREFIX, GRANT_PREFIX},
 };
 
@@ -29,6 +30,8 @@ pub(crate) const OBJECT_ALLOW: &str = "GET, HEAD, OPTIONS";
 pub(crate) const READ_ALLOW: &str = "GET, HEAD";
 /// Methods the grant route answers.
 pub(crate) const GRANT_ALLOW: &str = "GET, OPTIONS";
+/// `Allow` of the license route.
+pub(crate) const LICENSE_ALLOW: &str = "POST, OPTIONS";
 
 /// Which playlist a grant redirects to (`?redirect=hls|dash`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,8 @@ pub(crate) enum Route<'a> {
     },
     /// A player's object request.
     Object(PlayerPath<'a>),
+    /// `POST {prefix}license`: a W3C ClearKey license request for the content.
+    License(PlayerPath<'a>),
     /// A CORS preflight on an object route.
     Preflight,
     /// A child edge's `/v/{id}/{path}` (its edge key is checked by the gate).
@@ -98,6 +103,7 @@ impl Route<'_> {
             Route::Ready => "readyz",
             Route::Grant { .. } => "grant",
             Route::Object(_) | Route::Preflight | Route::BadPath(_) => "object",
+            Route::License(_) => "license",
             Route::Child(_) => "child",
             Route::MethodNotAllowed { .. } | Route::NotFound => "other",
         }
@@ -119,6 +125,15 @@ pub(crate) fn route<'a>(
         match parsed {
             None => Route::NotFound,
             Some(_) if *method == Method::OPTIONS => Route::Preflight,
+            Some(Ok(g)) if g.path == LICENSE => {
+                if *method == Method::POST {
+                    Route::License(as_player(g))
+                } else {
+                    Route::MethodNotAllowed {
+                        allow: LICENSE_ALLOW,
+                    }
+                }
+            }
             Some(_) if !read_only => Route::MethodNotAllowed {
                 allow: OBJECT_ALLOW,
             },
@@ -186,6 +201,34 @@ mod tests {
         );
         assert_eq!(get("/"), Route::NotFound);
         assert_eq!(get("/pp/x/y/z"), Route::NotFound);
+    }
+
+    #[test]
+    fn the_license_is_a_post_under_either_prefix() {
+        let post = |p| route(&Method::POST, p, None, true, true);
+        assert!(
+            matches!(post("/p/tok/c1/license"), Route::License(PlayerPath::Token(g)) if g.token == "tok" && g.content_id == "c1")
+        );
+        assert!(
+            matches!(post("/c/c1/license"), Route::License(PlayerPath::Cookie(g)) if g.content_id == "c1")
+        );
+        assert_eq!(
+            get("/p/tok/c1/license"),
+            Route::MethodNotAllowed {
+                allow: LICENSE_ALLOW
+            }
+        );
+        // Only the content's own `license`: not a folder's, not any other object by POST.
+        assert_eq!(
+            post("/p/tok/c1/720p/license"),
+            Route::MethodNotAllowed {
+                allow: OBJECT_ALLOW
+            }
+        );
+        assert_eq!(
+            route(&Method::OPTIONS, "/p/tok/c1/license", None, true, true),
+            Route::Preflight
+        );
     }
 
     #[test]

@@ -73,6 +73,9 @@ pub enum StartError {
     /// `[cache]` cannot make the cache tiers.
     #[error("cache: {0}")]
     Cache(#[from] crate::cache::CacheError),
+    /// `[encryption]` cannot make the license service.
+    #[error("license endpoint: {0}")]
+    License(String),
     /// The Redis carrying `sg:invalidate` is not a Redis URL.
     #[error("invalidation bus: {0}")]
     Bus(#[source] redis::RedisError),
@@ -190,6 +193,22 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
     } else {
         None
     };
+    let licenses = {
+        let scheme = if config.upstream.tls { "https" } else { "http" };
+        crate::license::Licenses::new(
+            config.encryption.as_ref(),
+            format!("{scheme}://{}", config.upstream.origin),
+            config.edge_key.clone(),
+            config.license.requests_per_minute,
+            metrics.clone(),
+        )
+        .map_err(StartError::License)?
+    };
+    let licenses = Arc::new(licenses);
+    info!(
+        keys = config.encryption.as_ref().map_or(0, |e| e.keys.len()),
+        "license endpoint ready"
+    );
     // One Redis carries sg:invalidate for the region: the cache's L2, else the entitlements'.
     let bus = config
         .cache
@@ -210,7 +229,8 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
             grants.clone(),
             cache.clone(),
             metrics.clone(),
-        );
+        )
+        .forgetting_keys(licenses.clone());
         server.add_service(pingora::services::background::background_service(
             streamgate_config::contract::INVALIDATE_CHANNEL,
             task,
@@ -242,6 +262,7 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
         config.child_keys.iter().map(|k| k.expose()),
     ))
     .behind(config.trusted_proxies.clone())
+    .licensing(licenses)
     .logging_access(
         config
             .access_log

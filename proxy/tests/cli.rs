@@ -14,6 +14,7 @@ fn run(args: &[&str], extra_env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env("STREAMGATE_TOKEN_KEY_K1", "6b31".repeat(16))
+        .env("STREAMGATE_KEK_1", "4b".repeat(32))
         .env("STREAMGATE_RPC_ETHEREUM", "https://rpc.example/v1/test-key")
         .env("STREAMGATE_EDGE_KEY", "cli-test-edge-key-0123")
         .env_remove("RUST_LOG");

@@ -4,7 +4,7 @@
 //
 //   node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] [--cookie-mode]
 //                 [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG]
-//                 [--audio-lang LANG]
+//                 [--audio-lang LANG] [--license URL]
 //
 // The report lists the tracks the player offers (`tracks`: its audio and text tracks with their
 // languages, and the video element's textTracks). --text-lang: once playing, select that
@@ -13,6 +13,11 @@
 // --audio-lang: then switch to that language's audio rendition through the player's API and
 // require playback to go on in it (the player reports it current, currentTime advances 1 s
 // more, the edge is asked for more); the report's `audioSwitch` says how it went.
+//
+// --license: the stream is encrypted (Common Encryption); the player asks this W3C ClearKey
+// license URL (the grant's `license`, relative to --url) for its keys through EME: hls.js with
+// `emeEnabled` and `drmSystems['org.w3.clearkey'].licenseUrl`, dash.js with `setProtectionData`.
+// The report's `license` counts the license requests the page made and their statuses.
 //
 // --ca-file: an https:// edge whose certificate chains to PEM (the stack's STACK_CA_FILE). The
 // browser gets a private home whose NSS database trusts that CA, as a system would after
@@ -33,7 +38,7 @@ import { chromium } from 'playwright-core';
 const USAGE =
   'usage: node play.mjs --kind hls|dash --url URL [--seconds 6] [--timeout 30] ' +
   '[--cookie-mode] [--cookie NAME=VALUE] [--page-port N] [--ca-file PEM] [--text-lang LANG] ' +
-  '[--audio-lang LANG]';
+  '[--audio-lang LANG] [--license URL]';
 const CHROMIUM = process.env.STREAMGATE_CHROMIUM || '/usr/bin/chromium';
 const LIBS = {
   '/hls.js': new URL('./node_modules/hls.js/dist/hls.min.js', import.meta.url),
@@ -48,7 +53,7 @@ function usage(message) {
 function parseArgs(argv) {
   const opts = {
     seconds: 6, timeout: 30, cookieMode: false, cookie: null, pagePort: 0, noCors: false,
-    caFile: null, textLang: null, audioLang: null,
+    caFile: null, textLang: null, audioLang: null, license: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
@@ -67,6 +72,7 @@ function parseArgs(argv) {
       case '--ca-file': opts.caFile = value(); break;
       case '--text-lang': opts.textLang = value(); break;
       case '--audio-lang': opts.audioLang = value(); break;
+      case '--license': opts.license = value(); break;
       // Trials only, before the edge sends CORS headers: turns the browser's CORS checks off.
       case '--insecure-no-cors': opts.noCors = true; break;
       case '-h': case '--help':
@@ -81,6 +87,13 @@ function parseArgs(argv) {
     opts.origin = new URL(opts.url).origin;
   } catch {
     usage('--url is not a URL');
+  }
+  if (opts.license !== null) {
+    try {
+      opts.license = new URL(opts.license, opts.url).href;
+    } catch {
+      usage('--license is not a URL');
+    }
   }
   if (!(opts.seconds > 0)) usage('--seconds must be a positive number');
   if (!(opts.timeout > 0)) usage('--timeout must be a positive number');
@@ -111,7 +124,9 @@ function redact(text) {
 
 function pageHtml() {
   // JSON in a <script>: escape '<' so nothing in the URL can close the element.
-  const config = JSON.stringify({ kind: opts.kind, url: opts.url, credentials: opts.cookieMode })
+  const config = JSON.stringify({
+    kind: opts.kind, url: opts.url, credentials: opts.cookieMode, license: opts.license,
+  })
     .replace(/</g, '\\u003c');
   return `<!doctype html>
 <html><head><meta charset="utf-8"><title>StreamGate player check</title></head>
@@ -133,7 +148,15 @@ video.addEventListener('error', () => {
 try {
   if (cfg.kind === 'hls') {
     if (!Hls.isSupported()) throw new Error('hls.js: Media Source Extensions not supported');
+    const clearkey = cfg.license
+      ? {
+        emeEnabled: true,
+        drmSystems: { 'org.w3.clearkey': { licenseUrl: cfg.license } },
+        licenseXhrSetup: cfg.credentials ? (xhr) => { xhr.withCredentials = true; } : undefined,
+      }
+      : {};
     const hls = new Hls({
+      ...clearkey,
       xhrSetup: cfg.credentials ? (xhr) => { xhr.withCredentials = true; } : undefined,
       fetchSetup: cfg.credentials
         ? (context, init) => new Request(context.url, { ...init, credentials: 'include' })
@@ -154,6 +177,11 @@ try {
     player.initialize(video, null, true);
     // No type: applies to every request type (manifest, init and media segments, ...).
     if (cfg.credentials) player.setXHRWithCredentialsForType(undefined, true);
+    if (cfg.license) {
+      player.setProtectionData({
+        'org.w3.clearkey': { serverURL: cfg.license, withCredentials: !!cfg.credentials },
+      });
+    }
     const ev = dashjs.MediaPlayer.events;
     player.on(ev.ERROR, (e) => {
       const err = e.error || {};
@@ -289,6 +317,7 @@ async function main() {
     playerErrors: [],
     consoleErrors: [],
     played: false,
+    license: { url: opts.license ? redact(opts.license) : null, requests: 0, statuses: {} },
   };
   let closing = false;
   const isEdge = (u) => {
@@ -330,6 +359,10 @@ async function main() {
     page.on('response', (resp) => {
       if (closing || !isEdge(resp.url())) return;
       const status = resp.status();
+      if (opts.license && resp.url() === opts.license && resp.request().method() === 'POST') {
+        result.license.requests++;
+        result.license.statuses[status] = (result.license.statuses[status] || 0) + 1;
+      }
       result.statuses[status] = (result.statuses[status] || 0) + 1;
       if (status >= 400) result.bad.push({ url: redact(resp.url()), status });
     });
@@ -450,7 +483,10 @@ async function main() {
   const fatal = result.playerErrors.some((e) => e.fatal);
   const textOk = (!opts.textLang || !!result.text)
     && (!opts.audioLang || !!(result.audioSwitch && result.audioSwitch.ok));
-  const ok = result.played && result.bad.length === 0 && !fatal && !result.error && textOk;
+  // An encrypted stream played only if the keys came from the license endpoint.
+  const keysOk = !opts.license || (result.license.statuses[200] || 0) > 0;
+  const ok = result.played && result.bad.length === 0 && !fatal && !result.error && textOk
+    && keysOk;
   process.stdout.write(`${redact(JSON.stringify(result))}\n`);
   return ok ? 0 : 1;
 }

@@ -121,3 +121,26 @@ pub async fn delete_prefix(
             .map_err(|e| StorageError::new("delete objects", prefix, e))?;
     }
 }
+
+/// The bytes of object `key`, or `None` when there is no such object (any other failure is an
+/// error).
+///
+/// # Errors
+/// S3 refused or could not be reached, or the body broke off.
+pub async fn get_if_exists(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, StorageError> {
+    let obj = match client.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+        Err(e) => return Err(StorageError::new("get", key, e)),
+    };
+    let bytes = obj
+        .body
+        .collect()
+        .await
+        .map_err(|e| StorageError::new("get (body)", key, e))?;
+    Ok(Some(bytes.to_vec()))
+}

@@ -28,7 +28,10 @@ pub mod tls;
 pub mod wallet;
 
 pub use chain::{Chain, Surfnet, deploy, node};
-pub use media::{make_audio, make_clip, make_clip_at, make_multi_audio_clip, noise, probe_video};
+pub use media::{
+    decode_frames, make_audio, make_clip, make_clip_at, make_multi_audio_clip, noise, probe_video,
+    video_psnr,
+};
 pub use metrics::metric;
 pub use nix::sys::signal::Signal;
 pub use ports::{Ports, reserve};

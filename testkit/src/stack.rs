@@ -205,11 +205,17 @@ impl Stack {
 
     /// `POST /v1/contents` with a policy; returns the id.
     pub async fn create_content_with_policy(&self, title: &str, policy: Value) -> String {
+        self.create_content_with(serde_json::json!({ "title": title, "policy": policy }))
+            .await
+    }
+
+    /// `POST /v1/contents` with this body (title, policy, encryption, …); returns the id.
+    pub async fn create_content_with(&self, body: Value) -> String {
         let r = self
             .http
             .post(format!("{}/v1/contents", self.origin))
             .header("authorization", self.bearer())
-            .json(&serde_json::json!({ "title": title, "policy": policy }))
+            .json(&body)
             .send()
             .await
             .unwrap();
@@ -254,7 +260,17 @@ impl Stack {
 
     /// Creates a content gated by `policy` and uploads `data` in one PATCH; returns the id.
     pub async fn upload_with_policy(&self, title: &str, data: &[u8], policy: Value) -> String {
-        let id = self.create_content_with_policy(title, policy).await;
+        self.upload_with(
+            serde_json::json!({ "title": title, "policy": policy }),
+            data,
+        )
+        .await
+    }
+
+    /// Creates a content from this create request body and uploads `data` in one PATCH;
+    /// returns the id.
+    pub async fn upload_with(&self, body: Value, data: &[u8]) -> String {
+        let id = self.create_content_with(body).await;
         let url = self.tus_create(&id, data.len() as u64).await;
         let r = self.tus_patch(&url, 0, data.to_vec()).await;
         assert_eq!(r.status(), 204, "patch: {:?}", r.text().await);

@@ -99,17 +99,32 @@ function play(video, status, grant, id, sessionToken) {
         modifyRequestHeader: (xhr) => xhr,
       }), true);
       player.on(dashjs.MediaPlayer.events.ERROR, (e) => say(status, `Playback failed (${e.error?.message || e.error?.code}).`, true));
+      // Encrypted (cenc): keys from the edge's ClearKey license, through EME.
+      if (grant.license) {
+        player.setProtectionData({ 'org.w3.clearkey': { serverURL: `${edgeUrl}${grant.license}` } });
+      }
       player.initialize(video, `${edgeUrl}${grant.dash}`, true);
       window.__sgPlayer = { destroy: () => player.reset() };
     }).catch((e) => say(status, `dash.js could not load: ${e.message}`, true));
   } else if (Hls.isSupported()) {
-    const hls = new Hls({ xhrSetup: (xhr, url) => xhr.open('GET', current(url), true) });
+    // Encrypted (cenc): keys from the edge's ClearKey license, through EME, with the newest token.
+    const eme = grant.license
+      ? {
+        emeEnabled: true,
+        drmSystems: { 'org.w3.clearkey': { licenseUrl: `${edgeUrl}${grant.license}` } },
+        licenseXhrSetup: (xhr, url) => xhr.open('POST', current(url), true),
+      }
+      : {};
+    const hls = new Hls({ ...eme, xhrSetup: (xhr, url) => xhr.open('GET', current(url), true) });
     hls.on(Hls.Events.ERROR, (_, d) => {
       if (d.fatal) say(status, `Playback failed (${d.details}).`, true);
     });
     hls.loadSource(src);
     hls.attachMedia(video);
     window.__sgPlayer = hls;
+  } else if (grant.license) {
+    say(status, 'This video is encrypted for browsers with ClearKey (Chrome, Edge, Firefox); this browser cannot play it.', true);
+    return;
   } else if (video.canPlayType('application/vnd.apple.mpegurl')) {
     video.src = src; // Safari: native HLS (the token is renewed for the next grant)
   } else {

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# bench/encryption.sh: what encryption costs, measured against its clear baseline in the same run.
+#
+#   1. Packaging: the same clip (BENCH_CLIP_SECONDS of 1280x720 testsrc2 + a tone) uploaded
+#      alternately clear and with "encryption": "cenc", BENCH_ROUNDS times each; per job, the
+#      transcoder's own job time and FFmpeg time (deltas of streamgate_transcoder_job_seconds and
+#      _ffmpeg_seconds, one job at a time), so the figure is the worker's, not a poll interval.
+#      Reports encrypted/clear job-time ratio and the packaging time outside FFmpeg for both.
+#   2. License requests/s at the edge with a warm entitlement cache: a viewer on the content's
+#      allowlist (not its owner, so every request goes through the entitlement cache) POSTs the
+#      W3C ClearKey request to /p/{token}/{id}/license with wrk; the baseline, alternating in the
+#      same run, is the same viewer's GET of the content's master playlist (token check +
+#      entitlement re-check + L1 hit). Reports license/playlist.
+#
+# Runs a private RELEASE stack (its own STACK_DIR under a temp dir, ports from BENCH_PORT_BASE,
+# default 28000; license limit lifted, entitlement TTLs 10 min) and stops it on exit.
+# Environment: BENCH_ROUNDS (2), BENCH_CLIP_SECONDS (20), BENCH_DURATION (wrk -d, 10s),
+# BENCH_CONNECTIONS (32), BENCH_PORT_BASE, BENCH_NO_BUILD=1, BENCH_KEEP=1 (keep the temp dir).
+# Writes bench/results/encryption-<UTC>.json and encryption-latest.json.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$HOME/.cargo/bin:$PATH"
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamgate/target}
+ROUNDS=${BENCH_ROUNDS:-2}
+CLIP_SECONDS=${BENCH_CLIP_SECONDS:-20}
+DURATION=${BENCH_DURATION:-10s}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+BASE=${BENCH_PORT_BASE:-28000}
+WORK=$(mktemp -d)
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+export STACK_DIR=$WORK/stack
+export STREAMGATE_BIN_DIR=$CARGO_TARGET_DIR/release
+export EDGE_PORT=$((BASE + 80)) EDGE_TLS_PORT=$((BASE + 443)) ORIGIN_PORT=$((BASE + 81))
+export ORIGIN_INTERNAL_PORT=$((BASE + 82)) EDGE_METRICS_PORT=$((BASE + 180))
+export TRANSCODER_METRICS_PORT=$((BASE + 181)) REDIS_PORT=$((BASE + 379)) S3_PORT=$((BASE + 900))
+export ANVIL_PORT=$((BASE + 545)) PLAYER_PAGE_PORT=$((BASE + 90))
+export LICENSE_PER_MINUTE=10000000 ENT_TTL_ALLOW=10m ENT_TTL_DENY=10m
+cleanup() {
+  scripts/stack.sh down >/dev/null 2>&1 || true
+  if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+command -v wrk >/dev/null || {
+  log "installing wrk (apt)"
+  sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends wrk >/dev/null
+}
+scripts/setup.sh >/dev/null
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+  log "building the release services (first time: many minutes)"
+  cargo build --release --quiet -p streamgate-origin -p streamgate-transcoder -p streamgate-proxy
+fi
+scripts/stack.sh up >/dev/null
+set -a; . "$STACK_DIR/env"; set +a
+
+log "a ${CLIP_SECONDS}s 1280x720 clip"
+ffmpeg -v error -f lavfi -i "testsrc2=size=1280x720:rate=30:duration=$CLIP_SECONDS" \
+  -f lavfi -i "sine=frequency=440:duration=$CLIP_SECONDS" -c:v libx264 -preset veryfast \
+  -pix_fmt yuv420p -c:a aac -shortest "$WORK/clip.mp4"
+size=$(stat -c %s "$WORK/clip.mp4")
+
+key() { od -An -tx1 -N32 /dev/urandom | tr -d ' \n'; }
+creator_key=$(key); viewer_key=$(key)
+creator=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$creator_key")
+viewer=$(node scripts/vectors/signin.mjs "$ORIGIN_URL" "$viewer_key")
+viewer_addr=$(cd scripts/vectors && node --input-type=module -e \
+  "import { privateKeyToAccount } from 'viem/accounts'; console.log(privateKeyToAccount('0x$viewer_key').address)")
+policy="{\"allow\":[\"eip155:31337:$viewer_addr\"]}"
+
+metric_sum() { # metric name: its _sum on the transcoder's page
+  curl -fsS "$TRANSCODER_METRICS_URL/metrics" | awk -v m="$1_sum" '$1==m {print $2}'
+}
+
+# Uploads the clip as a new content (encryption $1) and waits for it; prints "id job_s ffmpeg_s".
+package() {
+  local id loc status job0 ff0 job1 ff1 meta
+  job0=$(metric_sum streamgate_transcoder_job_seconds); ff0=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
+  id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H "Authorization: Bearer $creator" \
+    -H 'content-type: application/json' \
+    -d "{\"title\":\"bench $1\",\"policy\":$policy,\"encryption\":\"$1\"}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  meta="content_id $(printf %s "$id" | base64 -w0),filename $(printf clip.mp4 | base64 -w0)"
+  loc=$(curl -fsS -D - -o /dev/null -X POST "$ORIGIN_URL/v1/uploads" -H "Authorization: Bearer $creator" \
+    -H 'Tus-Resumable: 1.0.0' -H "Upload-Length: $size" -H "Upload-Metadata: $meta" \
+    | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+  curl -fsS -X PATCH "$loc" -H "Authorization: Bearer $creator" -H 'Tus-Resumable: 1.0.0' \
+    -H 'Upload-Offset: 0' -H 'Content-Type: application/offset+octet-stream' \
+    --data-binary "@$WORK/clip.mp4" -o /dev/null
+  for _ in $(seq 1 1200); do
+    status=$(curl -fsS "$ORIGIN_URL/v1/contents/$id" | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')
+    case $status in ready) break ;; failed) die "job of $id failed" ;; esac
+    sleep 0.5
+  done
+  [ "$status" = ready ] || die "$id not ready after 10 min"
+  # The metrics are updated when the job is acknowledged, right after the ready record.
+  for _ in $(seq 1 100); do
+    job1=$(metric_sum streamgate_transcoder_job_seconds)
+    [ "$job1" != "$job0" ] && break
+    sleep 0.1
+  done
+  ff1=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
+  echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))")"
+}
+
+rounds=()
+for r in $(seq 1 "$ROUNDS"); do
+  for e in none cenc; do
+    read -r id job ff < <(package "$e")
+    log "round $r, $e: job ${job}s, ffmpeg ${ff}s ($id)"
+    rounds+=("{\"round\":$r,\"encryption\":\"$e\",\"job_s\":$job,\"ffmpeg_s\":$ff}")
+    [ "$e" = cenc ] && enc_id=$id
+  done
+done
+
+# License vs playlist, warm: one grant, then both URLs answered once before measuring.
+grant=$(curl -fsS "$EDGE_URL/v1/playback/$enc_id" -H "Authorization: Bearer $viewer")
+read -r hls license < <(printf %s "$grant" | python3 -c 'import json,sys; g=json.load(sys.stdin); print(g["hls"], g["license"])')
+kid=$(curl -fsS "$EDGE_URL$hls" >/dev/null; curl -fsS "$EDGE_URL${hls%master.m3u8}$(curl -fsS "$EDGE_URL$hls" | grep -v '^#' | grep m3u8 | head -1)" \
+  | sed -n 's/.*KEYID=0x\([0-9A-Fa-f]\{32\}\).*/\1/p' | head -1)
+[ -n "$kid" ] || die "no KEYID in the media playlist"
+kid_b64=$(python3 -c "import base64; print(base64.urlsafe_b64encode(bytes.fromhex('$kid')).decode().rstrip('='))")
+body="{\"kids\":[\"$kid_b64\"],\"type\":\"temporary\"}"
+code=$(curl -s -o "$WORK/license.json" -w '%{http_code}' -X POST -H 'content-type: application/json' \
+  --data "$body" "$EDGE_URL$license")
+[ "$code" = 200 ] || die "license answered $code: $(cat "$WORK/license.json")"
+cat >"$WORK/license.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["Content-Type"] = "application/json"
+LUA
+
+wrk_rps() { # name, url, [lua]
+  local out=$WORK/wrk-$1.txt
+  if [ -n "${3:-}" ]; then
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$3" "$2" >"$out"
+  else
+    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$2" >"$out"
+  fi
+  grep -q "Non-2xx" "$out" && { cat "$out" >&2; die "$1: non-2xx answers under load"; }
+  python3 - "$out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t)[1])
+def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", t)
+print(rps, round(ms(*p99.groups()), 3))
+PY
+}
+
+lic_runs=(); pl_runs=()
+for r in 1 2; do
+  read -r rps p99 < <(wrk_rps "license-$r" "$EDGE_URL$license" "$WORK/license.lua")
+  log "license round $r: $rps req/s, p99 ${p99} ms"
+  lic_runs+=("{\"rps\":$rps,\"p99_ms\":$p99}")
+  read -r rps p99 < <(wrk_rps "playlist-$r" "$EDGE_URL$hls")
+  log "playlist round $r: $rps req/s, p99 ${p99} ms"
+  pl_runs+=("{\"rps\":$rps,\"p99_ms\":$p99}")
+done
+granted=$(curl -fsS "$EDGE_METRICS_URL/metrics" | awk '$1=="streamgate_edge_license_requests_total{outcome=\"granted\"}" {print $2}')
+
+mkdir -p bench/results
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+out=bench/results/encryption-$stamp.json
+python3 - "$CLIP_SECONDS" "$(nproc)" "$DURATION" "$CONNECTIONS" "$granted" \
+  "[$(IFS=,; echo "${rounds[*]}")]" "[$(IFS=,; echo "${lic_runs[*]}")]" "[$(IFS=,; echo "${pl_runs[*]}")]" \
+  >"$out" <<'PY'
+import json, sys
+clip_s, cores, duration, conns, granted = sys.argv[1:6]
+rounds, lic, pl = (json.loads(a) for a in sys.argv[6:9])
+mean = lambda xs: sum(xs) / len(xs)
+job = {e: mean([r["job_s"] for r in rounds if r["encryption"] == e]) for e in ("none", "cenc")}
+outside = {e: mean([r["job_s"] - r["ffmpeg_s"] for r in rounds if r["encryption"] == e])
+           for e in ("none", "cenc")}
+lic_rps, pl_rps = mean([r["rps"] for r in lic]), mean([r["rps"] for r in pl])
+print(json.dumps({
+    "clip": f"{clip_s}s 1280x720 30 fps + AAC, the transcoder's default ladder",
+    "cores": int(cores), "release_build": True,
+    "packaging": {
+        "rounds": rounds,
+        "job_s_mean": {k: round(v, 3) for k, v in job.items()},
+        "outside_ffmpeg_s_mean": {k: round(v, 3) for k, v in outside.items()},
+        "encrypted_vs_clear_job_time": round(job["cenc"] / job["none"], 3),
+    },
+    "license": {
+        "wrk": {"duration": duration, "connections": int(conns), "threads": 2},
+        "license_runs": lic, "playlist_runs": pl,
+        "license_rps_mean": round(lic_rps), "playlist_rps_mean": round(pl_rps),
+        "license_vs_playlist": round(lic_rps / pl_rps, 3),
+        "granted_total": float(granted or 0),
+    },
+    "note": "same machine, same run, alternating; wrk shares the 2 cores with the whole stack",
+}, indent=2))
+PY
+cp "$out" bench/results/encryption-latest.json
+cat "$out"
