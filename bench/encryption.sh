@@ -3,8 +3,8 @@
 #
 #   1. Packaging: the same clip (BENCH_CLIP_SECONDS of 1280x720 testsrc2 + a tone) uploaded
 #      alternately clear and with "encryption": "cenc", BENCH_ROUNDS times each; per job, the
-#      transcoder's own job time and FFmpeg time (deltas of streamgate_transcoder_job_seconds and
-#      _ffmpeg_seconds, one job at a time), so the figure is the worker's, not a poll interval.
+#      transcoder's own job time and FFmpeg time (deltas of the job-duration and
+#      FFmpeg histograms, one job at a time), so the figure is the worker's, not a poll interval.
 #      Reports encrypted/clear job-time ratio and the packaging time outside FFmpeg for both.
 #   2. License requests/s at the edge with a warm entitlement cache: a viewer on the content's
 #      allowlist (not its owner, so every request goes through the entitlement cache) POSTs the
@@ -79,7 +79,7 @@ metric_sum() { # metric name: its _sum on the transcoder's page
 # Uploads the clip as a new content (encryption $1) and waits for it; prints "id job_s ffmpeg_s".
 package() {
   local id loc status job0 ff0 job1 ff1 meta
-  job0=$(metric_sum streamgate_transcoder_job_seconds); ff0=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
+  job0=$(metric_sum streamgate_transcoder_job_duration_seconds); ff0=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
   id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H "Authorization: Bearer $creator" \
     -H 'content-type: application/json' \
     -d "{\"title\":\"bench $1\",\"policy\":$policy,\"encryption\":\"$1\"}" \
@@ -99,7 +99,7 @@ package() {
   [ "$status" = ready ] || die "$id not ready after 10 min"
   # The metrics are updated when the job is acknowledged, right after the ready record.
   for _ in $(seq 1 100); do
-    job1=$(metric_sum streamgate_transcoder_job_seconds)
+    job1=$(metric_sum streamgate_transcoder_job_duration_seconds)
     [ "$job1" != "$job0" ] && break
     sleep 0.1
   done

@@ -148,6 +148,10 @@ pub struct ProxyServer {
     /// `[server.tls]`: a second, TLS listener (HTTP/2 and HTTP/1.1 by ALPN).
     #[serde(default)]
     pub tls: Option<TlsSection>,
+    /// Most client connections open at once on the player listeners (plain and TLS together);
+    /// one more is answered `503` with `Retry-After` and closed, and counted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl ProxyServer {
@@ -410,6 +414,13 @@ impl ProxyFile {
                 "server.threads",
                 s.threads,
                 "must be between 1 and 1024",
+            ));
+        }
+        if !(1..=1_000_000).contains(&s.max_connections) {
+            return Err(ConfigError::invalid(
+                "server.max-connections",
+                s.max_connections,
+                "must be between 1 and 1000000",
             ));
         }
         if s.listen == s.metrics_listen {
@@ -747,6 +758,12 @@ fn default_listen() -> SocketAddr {
 fn default_metrics_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9180))
 }
+/// Enough for 10,000 real-time players (one keep-alive connection each) with room to spare;
+/// each idle connection costs a few KiB.
+fn default_max_connections() -> usize {
+    16_384
+}
+
 fn default_threads() -> usize {
     2
 }

@@ -61,6 +61,7 @@ mod reload;
 mod reply;
 mod route;
 mod server;
+mod shed;
 mod tls;
 mod token_gate;
 mod tokens;

@@ -43,6 +43,8 @@ pub(crate) struct EdgeMetrics {
     invalidations: IntCounterVec,
     proxy_headers: IntCounterVec,
     reloads: IntCounterVec,
+    open_connections: IntGauge,
+    shed: IntCounterVec,
     cache: CacheMetrics,
 }
 
@@ -187,6 +189,16 @@ impl EdgeMetrics {
                     &["gap"],
                 ],
             )?,
+            open_connections: r.gauge(
+                "streamgate_edge_open_connections",
+                "Client connections open on the player listeners.",
+            )?,
+            shed: r.counter_vec(
+                "streamgate_edge_shed_total",
+                "Work refused to stay within bounds (503 + Retry-After), by reason.",
+                &["reason"],
+                &[&["connections"]],
+            )?,
             proxy_headers: r.counter_vec(
                 "streamgate_edge_proxy_headers_total",
                 "Connections on PROXY-protocol listeners, by outcome (`accepted`, `refused`: \
@@ -225,6 +237,16 @@ impl EdgeMetrics {
         self.duration.observe(seconds);
         self.response_bytes
             .inc_by(u64::try_from(body_bytes).unwrap_or(u64::MAX));
+    }
+
+    /// The gauge of open client connections.
+    pub(crate) fn open_connections(&self) -> &IntGauge {
+        &self.open_connections
+    }
+
+    /// Counts work refused past a bound.
+    pub(crate) fn shed(&self, reason: &str) {
+        self.shed.with_label_values(&[reason]).inc();
     }
 
     /// Counts a connection on a PROXY-protocol listener.

@@ -309,6 +309,8 @@ pub(crate) struct ProxyProtocolApp<A> {
     pub(crate) plain: bool,
     pub(crate) trusted: TrustedProxies,
     pub(crate) metrics: Arc<EdgeMetrics>,
+    /// `server.max-connections`, over both listeners.
+    pub(crate) cap: Arc<crate::shed::ConnectionCap>,
 }
 
 #[async_trait]
@@ -318,6 +320,10 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyProtocolApp<A> {
         stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
+        let Some(_admitted) = self.cap.admit() else {
+            self.cap.refuse(stream).await;
+            return None;
+        };
         let mut stream = if !self.plain || stream.get_ssl_digest().is_some() {
             stream
         } else {

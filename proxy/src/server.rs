@@ -274,6 +274,7 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
         plain: config.server.proxy_protocol,
         trusted: config.trusted_proxies.clone(),
         metrics: metrics.clone(),
+        cap: crate::shed::ConnectionCap::new(config.server.max_connections, metrics.clone()),
     };
     let mut proxy = Service::new("streamgate edge".to_owned(), app);
     proxy.add_tcp(&config.server.listen.to_string());

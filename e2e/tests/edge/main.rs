@@ -3,13 +3,15 @@
 //! with HTTP/2 and reloads (`tls`), and the viewer's address behind load balancers
 //! (`viewer_ip`: PROXY protocol, forwarding headers), and real-time players through an edge
 //! upgrade and an origin restart (`upgrade`); three edges behind one balancer (`fleet`);
-//! the access log and the trace context sent upstream (`observability`).
+//! the access log and the trace context sent upstream (`observability`); the connection cap
+//! (`overload`).
 
 mod cache;
 mod coalescing;
 mod drain;
 mod fleet;
 mod observability;
+mod overload;
 mod parents;
 mod tls;
 mod upgrade;
