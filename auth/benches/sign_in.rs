@@ -2,6 +2,10 @@
 //! (parse + fields + Ed25519 verify_strict), and session JWT verification on a cache miss and
 //! on a hit. Inputs are the first accepted vectors of `tests/vectors/`.
 //!
+//! `ecrecover/*` compares signer recovery with k256 (pure Rust) and with libsecp256k1 (the C
+//! library Bitcoin Core uses, through the `secp256k1` crate; what `verify_eip191` runs) on the
+//! same signature and hash, in the same run: the public key and the address derived from it.
+//!
 //! Run: `cargo bench -p streamgate-auth --bench sign_in`
 
 #![allow(missing_docs)]
@@ -11,6 +15,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Value;
+use sha3::Digest;
 use streamgate_auth::{
     SessionKeys, SessionVerifier, SignInRules, SolanaCluster, verify_siwe, verify_siws,
 };
@@ -45,6 +50,46 @@ fn bench(c: &mut Criterion) {
             )
             .unwrap()
         })
+    });
+
+    // Signer recovery alone, the same signature and hash: k256 (pure Rust, the baseline) vs
+    // libsecp256k1 (what verify_eip191 uses), each to the address.
+    let message = text(&siwe, "message");
+    let sig = hex::decode(text(&siwe, "signature").trim_start_matches("0x")).unwrap();
+    let expected = streamgate_auth::verify_eip191(message, &sig).unwrap();
+    let address = |key: &[u8]| {
+        let digest: [u8; 32] = sha3::Keccak256::digest(&key[1..]).into();
+        let mut out = [0u8; 20];
+        out.copy_from_slice(&digest[12..]);
+        out
+    };
+    let k256_recover = |hash: [u8; 32]| {
+        let rs = k256::ecdsa::Signature::from_slice(&sig[..64]).unwrap();
+        let recid = k256::ecdsa::RecoveryId::from_byte(sig[64] % 27).unwrap();
+        let key = k256::ecdsa::VerifyingKey::recover_from_prehash(&hash, &rs, recid).unwrap();
+        address(key.to_encoded_point(false).as_bytes())
+    };
+    let secp = secp256k1::Secp256k1::verification_only();
+    let recid = secp256k1::ecdsa::RecoveryId::try_from(i32::from(sig[64] % 27)).unwrap();
+    let libsecp_recover = |hash: [u8; 32]| {
+        let rs = secp256k1::ecdsa::RecoverableSignature::from_compact(&sig[..64], recid).unwrap();
+        let key = secp
+            .recover_ecdsa(secp256k1::Message::from_digest(hash), &rs)
+            .unwrap();
+        address(&key.serialize_uncompressed())
+    };
+    let hash = streamgate_auth::eip191_hash(message);
+    assert_eq!(k256_recover(hash), expected, "k256 recovers the signer");
+    assert_eq!(
+        libsecp_recover(hash),
+        expected,
+        "libsecp256k1 recovers the signer"
+    );
+    c.bench_function("ecrecover/k256", |b| {
+        b.iter(|| k256_recover(black_box(streamgate_auth::eip191_hash(black_box(message)))))
+    });
+    c.bench_function("ecrecover/libsecp256k1", |b| {
+        b.iter(|| libsecp_recover(black_box(streamgate_auth::eip191_hash(black_box(message)))))
     });
 
     let siws = vector("siws.json");

@@ -29,7 +29,11 @@
 //! caller's to unwrap) and, only if it returns the magic value `0x1626ba7e`, call
 //! [`ContractCheck::accept`]. [`eip191_hash`] is the `hash` that call needs.
 
-use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use k256::ecdsa::Signature;
+use secp256k1::{
+    Message, Secp256k1, VerifyOnly,
+    ecdsa::{RecoverableSignature, RecoveryId},
+};
 use sha3::{Digest, Keccak256};
 
 use crate::sign_in::{
@@ -227,24 +231,37 @@ pub fn verify_eip191(message_text: &str, signature: &[u8]) -> Result<[u8; 20], S
         _ => return Err(SignInError::BadSignature),
     };
     let recid = match v {
-        0 | 27 => RecoveryId::new(false, false),
-        1 | 28 => RecoveryId::new(true, false),
+        0 | 27 => RecoveryId::Zero,
+        1 | 28 => RecoveryId::One,
         _ => return Err(SignInError::BadSignature),
     };
+    // Range and malleability checks (k256, no curve arithmetic): r and s in [1, n), s low.
     let sig = Signature::from_slice(rs).map_err(bad)?;
     if sig.normalize_s().is_some() {
         // normalize_s returns Some only when s was in the upper half: a malleated signature.
         return Err(SignInError::BadSignature);
     }
+    // The recovery itself with libsecp256k1: 5× faster than k256's here
+    // (`cargo bench -p streamgate-auth --bench sign_in -- ecrecover`).
     let hash = eip191_hash(message_text);
-    let key = VerifyingKey::recover_from_prehash(&hash, &sig, recid).map_err(bad)?;
-    let point = key.to_encoded_point(false);
+    let rsig =
+        RecoverableSignature::from_compact(rs, recid).map_err(|_| SignInError::BadSignature)?;
+    let key = secp()
+        .recover_ecdsa(Message::from_digest(hash), &rsig)
+        .map_err(|_| SignInError::BadSignature)?;
     // Uncompressed SEC1: 0x04 ‖ x ‖ y; the address hashes x ‖ y.
-    let xy = point.as_bytes().get(1..).ok_or(SignInError::BadSignature)?;
-    let digest = keccak(&[xy]);
+    let point = key.serialize_uncompressed();
+    let digest = keccak(&[&point[1..]]);
     let mut out = [0u8; 20];
     out.copy_from_slice(&digest[12..]);
     Ok(out)
+}
+
+/// The process's verification context (libsecp256k1 needs no tables built at run time; one
+/// context serves every thread).
+fn secp() -> &'static Secp256k1<VerifyOnly> {
+    static CONTEXT: std::sync::OnceLock<Secp256k1<VerifyOnly>> = std::sync::OnceLock::new();
+    CONTEXT.get_or_init(Secp256k1::verification_only)
 }
 
 fn decode_hex(signature_hex: &str, max: usize) -> Result<Vec<u8>, SignInError> {
