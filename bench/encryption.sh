@@ -57,27 +57,9 @@ wrk.body = '$body'
 wrk.headers["Content-Type"] = "application/json"
 LUA
 
-wrk_rps() { # name, url, [lua]
-  local out=$WORK/wrk-$1.txt
-  if [ -n "${3:-}" ]; then
-    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -s "$3" "$2" >"$out"
-  else
-    wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency "$2" >"$out"
-  fi
-  grep -q "Non-2xx" "$out" && { cat "$out" >&2; die "$1: non-2xx answers under load"; }
-  python3 - "$out" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t)[1])
-def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
-p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", t)
-print(rps, round(ms(*p99.groups()), 3))
-PY
-}
-
 lic_runs=(); pl_runs=()
 for r in 1 2; do
-  read -r rps p99 < <(wrk_rps "license-$r" "$EDGE_URL$license" "$WORK/license.lua")
+  read -r rps p99 < <(wrk_rps "license-$r" "$EDGE_URL$license" -s "$WORK/license.lua")
   log "license round $r: $rps req/s, p99 ${p99} ms"
   lic_runs+=("{\"rps\":$rps,\"p99_ms\":$p99}")
   read -r rps p99 < <(wrk_rps "playlist-$r" "$EDGE_URL$hls")

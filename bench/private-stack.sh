@@ -86,3 +86,19 @@ package() {
   echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))")"
 }
 
+# wrk on URL (extra wrk arguments after it: -H, -s) with BENCH_CONNECTIONS and BENCH_DURATION;
+# prints "requests/s p99_ms"; any non-2xx answer fails the bench.
+wrk_rps() { # name, url, wrk args...
+  local name=$1 url=$2; shift 2
+  local out=$WORK/wrk-$name.txt
+  wrk -t2 -c"${CONNECTIONS:-32}" -d"${DURATION:-10s}" --latency "$@" "$url" >"$out"
+  grep -q "Non-2xx" "$out" && { cat "$out" >&2; die "$name: non-2xx answers under load"; }
+  python3 - "$out" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t)[1])
+def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", t)
+print(rps, round(ms(*p99.groups()), 3))
+PY
+}
