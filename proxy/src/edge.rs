@@ -281,12 +281,7 @@ impl Edge {
             }),
             Route::Object(player) => {
                 let g = player.object();
-                let token = match player {
-                    PlayerPath::Token(g) => g.token,
-                    PlayerPath::Cookie(g) => {
-                        grant::play_cookie_value(req, g.content_id).unwrap_or("")
-                    }
-                };
+                let token = player_token(req, &player);
                 match self.gate(session, token, g) {
                     Ok(verified) => Decision::Proxy {
                         object: ObjectRef::from_gated(g),
@@ -303,12 +298,7 @@ impl Edge {
             }
             Route::License(player) => {
                 let g = player.object();
-                let token = match player {
-                    PlayerPath::Token(g) => g.token,
-                    PlayerPath::Cookie(g) => {
-                        grant::play_cookie_value(req, g.content_id).unwrap_or("")
-                    }
-                };
+                let token = player_token(req, &player);
                 match self.gate(session, token, g) {
                     Ok(verified) => Decision::License {
                         content_id: g.content_id.to_owned(),
@@ -914,5 +904,14 @@ impl ProxyHttp for Edge {
                 debug!(parent: &ctx.span, status, ms, content_id, path, x_cache, "request done")
             }
         }
+    }
+}
+
+/// The playback token a player path carries: in the path, or the content's cookie (`""` when
+/// there is none, which the gate refuses).
+fn player_token<'a>(req: &'a pingora::http::RequestHeader, player: &PlayerPath<'a>) -> &'a str {
+    match player {
+        PlayerPath::Token(g) => g.token,
+        PlayerPath::Cookie(g) => grant::play_cookie_value(req, g.content_id).unwrap_or(""),
     }
 }

@@ -292,10 +292,19 @@ impl Licenses {
         Ok(())
     }
 
+    /// The content's wrapped key, from the 60 s cache; concurrent misses share one fetch.
     async fn wrapped_key(&self, content_id: &str) -> std::result::Result<Arc<WrappedKey>, Refusal> {
-        if let Some(w) = self.wrapped.get(content_id).await {
-            return Ok(w);
-        }
+        self.wrapped
+            .try_get_with(content_id.to_owned(), self.fetch_wrapped(content_id))
+            .await
+            .map_err(|e| (*e).clone())
+    }
+
+    /// Origin's `GET /v1/contents/{id}/key` (internal listener, edge key).
+    async fn fetch_wrapped(
+        &self,
+        content_id: &str,
+    ) -> std::result::Result<Arc<WrappedKey>, Refusal> {
         let url = format!("{}{}", self.origin_base, paths::content_key(content_id));
         let mut req = self.http.get(&url);
         if let Some(key) = &self.edge_key {
@@ -318,9 +327,7 @@ impl Licenses {
             .json()
             .await
             .map_err(|e| Refusal::Unavailable(format!("origin sent no wrapped key: {e}")))?;
-        let w = Arc::new(w);
-        self.wrapped.insert(content_id.to_owned(), w.clone()).await;
-        Ok(w)
+        Ok(Arc::new(w))
     }
 }
 
