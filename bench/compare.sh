@@ -11,22 +11,33 @@
 # Starts everything it needs and stops it on exit (nginx twice over: the secure_link server and
 # a plain origin for the edge, both on free loopback ports; the edge), installs nginx and wrk
 # with apt if missing, and builds the release edge if it is missing or older than its sources.
-# Each (server x object) pair is measured twice, alternating edge/nginx/edge/nginx, and the mean
+# Each (server x object) pair is measured BENCH_RUNS times (2), alternating edge/nginx/edge/nginx, and the mean
 # is reported with both runs. Prints a table and the edge/nginx ratios, and writes
 # bench/results/compare-<UTC timestamp>.json and bench/results/compare-latest.json.
 #
-# Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_CONNECTIONS (wrk -c, 64),
+# Besides wrk's figures, each run records the server's own CPU time (utime + stime of its
+# processes, from /proc): CPU microseconds per request, a cost that does not depend on how much
+# of the shared machine the server happened to get during the run.
+#
+# Environment: BENCH_DURATION (wrk -d, default 10s), BENCH_RUNS (measured runs per pair, 2),
+# BENCH_CONNECTIONS (wrk -c, 64),
 # BENCH_WRK_THREADS (wrk -t, 2), BENCH_THREADS (the edge's server.threads and nginx's
 # worker_processes, 2), BENCH_WARMUP (unrecorded wrk pass per pair before measuring, 2s; 0 skips),
 # BENCH_NGINX_SENDFILE (on|off, default on), BENCH_NO_BUILD=1 (use the release binary as it is),
 # BENCH_KEEP=1 (keep the temp dir, configs, logs and raw wrk output), CARGO_TARGET_DIR (default
-# ~/.cache/streamgate/target; the binary is $CARGO_TARGET_DIR/release/streamgate-proxy).
+# ~/.cache/streamgate/target; the binary is $CARGO_TARGET_DIR/release/streamgate-proxy),
+# BENCH_PROFILE=1 (after the measured runs, sample both servers under the same load with
+# `perf record` (cpu-clock, DWARF call graphs) and write flame graphs
+# bench/results/flame-{edge,nginx}-{manifest,segment}.svg; installs linux-perf with apt and
+# inferno with cargo if missing), BENCH_PROFILE_SECONDS (sampling time per graph, 5).
 #
 # wrk runs on the same cores as the servers (2 on the reference machine), so every figure is
 # "server + load generator sharing the CPU"; nothing is pinned. Compare ratios, not absolutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+# shellcheck source=bench/nginx.sh
+. bench/nginx.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/streamgate/target}
 BIN=$CARGO_TARGET_DIR/release/streamgate-proxy
@@ -35,6 +46,8 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 WRK_THREADS=${BENCH_WRK_THREADS:-2}
 WORKERS=${BENCH_THREADS:-2}     # nginx worker_processes = the edge's server.threads
 WARMUP=${BENCH_WARMUP:-2s}
+RUNS=${BENCH_RUNS:-2}            # measured runs per (object x server), alternating
+CLK_TCK=$(getconf CLK_TCK)
 SENDFILE=${BENCH_NGINX_SENDFILE:-on}
 RESULTS=$ROOT/bench/results
 CID=benchvideo01               # content id: [A-Za-z0-9_-]{1,64}
@@ -66,6 +79,25 @@ install_tools() {
   nginx -V 2>&1 | grep -q -- --with-http_secure_link_module \
     || die "this nginx has no secure_link module (nginx -V)"
   for p in curl openssl cmp awk; do command -v "$p" >/dev/null || die "$p is required"; done
+}
+
+# Flame graphs (BENCH_PROFILE=1): perf from Debian, inferno's collapse and SVG writer from
+# crates.io, installed under ~/.cache/streamgate/tools (not the project's target dir).
+INFERNO_ROOT=$HOME/.cache/streamgate/tools
+install_profiler() {
+  if ! command -v perf >/dev/null; then
+    log "installing linux-perf (apt)"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends linux-perf >/dev/null
+  fi
+  perf record -e cpu-clock -o /dev/null -- true >/dev/null 2>&1 \
+    || die "perf record does not work here (perf_event_paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null))"
+  if [ ! -x "$INFERNO_ROOT/bin/inferno-flamegraph" ]; then
+    log "installing inferno ^0.12 (cargo install, about a minute)"
+    CARGO_TARGET_DIR=$INFERNO_ROOT/target cargo install --quiet --locked --root "$INFERNO_ROOT" inferno@^0.12 \
+      || die "cargo install inferno failed"
+  fi
 }
 
 # --- the edge binary --------------------------------------------------------------------------
@@ -198,35 +230,13 @@ pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
 events { worker_connections 4096; }
 http {
-  access_log off;
-  sendfile $SENDFILE;
-  tcp_nopush on;
-  tcp_nodelay on;
-  server_tokens off;
-  keepalive_timeout 65;
-  keepalive_requests 1000000;   # the edge does not cap requests per connection either
-  open_file_cache max=1000 inactive=60s;
-  types {
-    application/vnd.apple.mpegurl m3u8;
-    video/iso.segment m4s;
-  }
-  default_type application/octet-stream;
-  client_body_temp_path $WORK/nginx/tmp/body;
-  proxy_temp_path $WORK/nginx/tmp/proxy;
-  fastcgi_temp_path $WORK/nginx/tmp/fastcgi;
-  uwsgi_temp_path $WORK/nginx/tmp/uwsgi;
-  scgi_temp_path $WORK/nginx/tmp/scgi;
+$(nginx_http_common "$WORK/nginx" "$SENDFILE")
 
   # Measured: /s/{md5}/{expires}/{content id}/{path}. Like the edge's playback token, the link
   # grants one content id (every path under it) until an expiry: md5 over expiry, id and secret.
   server {
     listen 127.0.0.1:$NGINX_PORT reuseport;
-    location ~ "^/s/(?<sl_md5>[A-Za-z0-9_-]{22})/(?<sl_expires>[0-9]{1,12})/(?<sl_id>[A-Za-z0-9_-]{1,64})/(?<sl_path>[A-Za-z0-9._/-]{1,256})\$" {
-      secure_link \$sl_md5,\$sl_expires;
-      secure_link_md5 "\$secure_link_expires\$sl_id $NGINX_SECRET";
-      if (\$secure_link = "") { return 403; }
-      if (\$secure_link = "0") { return 403; }
-      alias $WWW/v/\$sl_id/\$sl_path;
+$(secure_link_location "$NGINX_SECRET" "$WWW/v")
       add_header Cache-Control "public, max-age=31536000, immutable";
     }
     location / { return 404; }
@@ -244,9 +254,7 @@ CONF
 }
 
 nginx_link() { # content id, path, [secret]: /s/{md5}/{expires}/{id}/{path}
-  local md5
-  md5=$(printf '%s' "$EXPIRES$1 ${3:-$NGINX_SECRET}" | openssl md5 -binary | base64 | tr +/ -_ | tr -d =)
-  printf '/s/%s/%s/%s/%s' "$md5" "$EXPIRES" "$1" "$2"
+  secure_link_path "${3:-$NGINX_SECRET}" "$EXPIRES" "$1" "$2"
 }
 
 # --- the edge ---------------------------------------------------------------------------------
@@ -389,19 +397,60 @@ parse_wrk() {
     }'
 }
 
+server_pids() { # server
+  if [ "$1" = edge ]; then echo "$EDGE_PID"; else server_tree "$NGINX_PID"; fi
+}
+
 run_wrk() { # object, server, run number, url
-  local out=$WORK/wrk-$1-$2-$3.txt row
+  local out=$WORK/wrk-$1-$2-$3.txt row pids t0 t1
+  pids=$(server_pids "$2")
+  # shellcheck disable=SC2086
+  t0=$(cpu_ticks $pids)
   # In the background and waited for, so that an interrupt is handled at once (cleanup stops it).
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$4" >"$out" 2>&1 &
   WRK_PID=$!
   wait "$WRK_PID" || { cat "$out" >&2; die "wrk failed on $2 $1"; }
   WRK_PID=""
+  # shellcheck disable=SC2086
+  t1=$(cpu_ticks $pids)
   row=$(parse_wrk <"$out") || { cat "$out" >&2; die "cannot read wrk's output for $2 $1"; }
+  row=$(printf '%s\t%s' "$row" "$(awk -v t=$((t1 - t0)) -v hz="$CLK_TCK" 'BEGIN { printf "%.3f", t / hz }')")
   printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$row" >>"$WORK/runs.tsv"
-  log "$(printf '%-8s %-5s run %s: %s' "$1" "$2" "$3" "$(printf '%s' "$row" | awk -F'\t' '{ printf "%9.0f req/s %8.1f MiB/s  p50 %7.3f ms  p99 %7.3f ms  non-2xx %d  socket errors %d", $1, $2, $3, $4, $6, $7 + $8 + $9 + $10 }')")"
+  log "$(printf '%-8s %-5s run %s: %s' "$1" "$2" "$3" "$(printf '%s' "$row" | awk -F'\t' '{ printf "%9.0f req/s %8.1f MiB/s  p50 %7.3f ms  p99 %7.3f ms  non-2xx %d  socket errors %d  server CPU %.1f s = %.1f us/request", $1, $2, $3, $4, $6, $7 + $8 + $9 + $10, $11, ($5 > 0 ? $11 * 1e6 / $5 : 0) }')")"
   [ "$(printf '%s' "$row" | cut -f6)" = 0 ] || die "$2 $1: wrk saw non-2xx answers (see above)"
   [ "$(printf '%s' "$row" | cut -f8)" = 0 ] \
     || log "  note: $(printf '%s' "$row" | cut -f8) read errors: $2 closed connections under wrk (a close after every answer means no keep-alive, see checks)"
+}
+
+# --- profiles -------------------------------------------------------------------------------
+
+# Samples `pids` (comma-separated) while wrk loads `url`, and writes the flame graph.
+profile_one() { # object, server, pids, url
+  local data=$WORK/perf-$1-$2.data svg=$RESULTS/flame-$2-$1.svg secs=${BENCH_PROFILE_SECONDS:-5}
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$((secs + 2))s" "$4" >"$WORK/wrk-profile-$1-$2.txt" 2>&1 &
+  WRK_PID=$!
+  sleep 1   # past connection set-up: sample the steady state
+  perf record -q -e cpu-clock -F 499 --call-graph dwarf,16384 -p "$3" -o "$data" -- sleep "$secs" \
+    >"$WORK/perf-$1-$2.log" 2>&1 || { cat "$WORK/perf-$1-$2.log" >&2; die "perf record failed on $2"; }
+  wait "$WRK_PID" || die "wrk failed while profiling $2 $1"
+  WRK_PID=""
+  mkdir -p "$RESULTS"
+  perf script -i "$data" 2>/dev/null \
+    | "$INFERNO_ROOT/bin/inferno-collapse-perf" --all \
+    | "$INFERNO_ROOT/bin/inferno-flamegraph" --title "$2 serving the $1 (gated cache hit), wrk -c$CONNECTIONS on the same cores" \
+      --subtitle "perf cpu-clock 499 Hz x ${secs}s, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+      --minwidth 0.2 >"$svg" || die "cannot render $svg"
+  log "profile: ${svg#"$ROOT"/} ($(perf report -i "$data" --stdio 2>/dev/null | awk '/^# Samples/ { print $3; exit }') samples)"
+}
+
+profiles() {
+  local workers object
+  workers=$(pgrep -d, -P "$NGINX_PID" || true)
+  [ -n "$workers" ] || die "no nginx worker processes found under $NGINX_PID"
+  for object in manifest segment; do
+    profile_one "$object" edge "$EDGE_PID" "$EDGE_URL${EDGE_PATHS[$object]}"
+    profile_one "$object" nginx "$workers" "$NGINX_URL${NGINX_PATHS[$object]}"
+  done
 }
 
 # --- report -----------------------------------------------------------------------------------
@@ -426,27 +475,29 @@ report() {
     -v duration="$DURATION" -v conns="$CONNECTIONS" -v threads="$WRK_THREADS" -v workers="$WORKERS" \
     -v warmup="$WARMUP" -v sendfile="$SENDFILE" -v mbytes="$MANIFEST_BYTES" -v sbytes="$SEGMENT_BYTES" \
     -v mpath="$MANIFEST" -v spath="$SEGMENT" -v cid="$CID" \
-    -v fetches="$FETCHES_DURING_LOAD" -v json="$json" \
+    -v fetches="$FETCHES_DURING_LOAD" -v json="$json" -v runs="$RUNS" \
     -v kalive="manifest-edge=${KEEPALIVE[manifest-edge]} manifest-nginx=${KEEPALIVE[manifest-nginx]} segment-edge=${KEEPALIVE[segment-edge]} segment-nginx=${KEEPALIVE[segment-nginx]}" '
     BEGIN { nk = split(kalive, kv, " "); for (i = 1; i <= nk; i++) { split(kv[i], p, "="); ka[p[1]] = p[2] } }
     {
       k = $1 SUBSEP $2; n[k]++
-      run[k, n[k]] = sprintf("{\"rps\": %.2f, \"mib_per_s\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"requests\": %d, \"non_2xx\": %d, \"socket_errors\": {\"connect\": %d, \"read\": %d, \"write\": %d, \"timeout\": %d}}", $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-      rps[k] += $4; mib[k] += $5; p50[k] += $6; p99[k] += $7
+      run[k, n[k]] = sprintf("{\"rps\": %.2f, \"mib_per_s\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"requests\": %d, \"non_2xx\": %d, \"socket_errors\": {\"connect\": %d, \"read\": %d, \"write\": %d, \"timeout\": %d}, \"server_cpu_s\": %.3f, \"server_cpu_us_per_request\": %.3f}", $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, ($8 > 0 ? $14 * 1e6 / $8 : 0))
+      rps[k] += $4; mib[k] += $5; p50[k] += $6; p99[k] += $7; scpu[k] += $14; reqs[k] += $8
       rpsl[k] = rpsl[k] (n[k] > 1 ? " / " : "") sprintf("%.0f", $4)
     }
     function mean(a, k) { return a[k] / n[k] }
+    function us_per_req(k) { return reqs[k] > 0 ? scpu[k] * 1e6 / reqs[k] : 0 }
+    function cpu_ratio(o,  e, g) { e = us_per_req(o SUBSEP "edge"); g = us_per_req(o SUBSEP "nginx"); return g > 0 ? e / g : 0 }
     function server(o, s, bytes,  k, i, out) {
       k = o SUBSEP s
-      out = sprintf("{\"rps\": %.2f, \"mib_per_s\": %.2f, \"payload_mb_per_s\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"keepalive\": %s, \"runs\": [", \
-        mean(rps, k), mean(mib, k), mean(rps, k) * bytes / 1e6, mean(p50, k), mean(p99, k), ka[o "-" s])
+      out = sprintf("{\"rps\": %.2f, \"mib_per_s\": %.2f, \"payload_mb_per_s\": %.2f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"server_cpu_us_per_request\": %.3f, \"keepalive\": %s, \"runs\": [", \
+        mean(rps, k), mean(mib, k), mean(rps, k) * bytes / 1e6, mean(p50, k), mean(p99, k), us_per_req(k), ka[o "-" s])
       for (i = 1; i <= n[k]; i++) out = out (i > 1 ? ", " : "") run[k, i]
       return out "]}"
     }
     function ratio(a, o) { return a[o SUBSEP "edge"] / n[o SUBSEP "edge"] / (a[o SUBSEP "nginx"] / n[o SUBSEP "nginx"]) }
     function object(o, path, bytes, ep, np) {
-      return sprintf("{\"bytes\": %d, \"edge_path\": \"%s\", \"nginx_path\": \"%s\",\n      \"edge\": %s,\n      \"nginx\": %s,\n      \"edge_over_nginx\": {\"rps\": %.3f, \"mib_per_s\": %.3f, \"p50_ms\": %.3f, \"p99_ms\": %.3f}}", \
-        bytes, ep, np, server(o, "edge", bytes), server(o, "nginx", bytes), ratio(rps, o), ratio(mib, o), ratio(p50, o), ratio(p99, o))
+      return sprintf("{\"bytes\": %d, \"edge_path\": \"%s\", \"nginx_path\": \"%s\",\n      \"edge\": %s,\n      \"nginx\": %s,\n      \"edge_over_nginx\": {\"rps\": %.3f, \"mib_per_s\": %.3f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"server_cpu_per_request\": %.3f, \"requests_per_server_cpu_s\": %.3f}}", \
+        bytes, ep, np, server(o, "edge", bytes), server(o, "nginx", bytes), ratio(rps, o), ratio(mib, o), ratio(p50, o), ratio(p99, o), cpu_ratio(o), (cpu_ratio(o) > 0 ? 1 / cpu_ratio(o) : 0))
     }
     END {
       printf "{\n  \"schema\": 1,\n  \"bench\": \"compare\",\n" > json
@@ -454,21 +505,23 @@ report() {
       printf "  \"git\": {\"commit\": \"%s\", \"dirty\": %s},\n", commit, dirty > json
       printf "  \"machine\": {\"cpus\": %d, \"cpu\": \"%s\", \"kernel\": \"%s\"},\n", cpus, cpu, kernel > json
       printf "  \"software\": {\"nginx\": \"%s\", \"wrk\": \"%s\", \"edge_binary\": \"%s\", \"edge_binary_built_at\": \"%s\"},\n", nginx_v, wrk_v, bin, bin_mtime > json
-      printf "  \"settings\": {\"duration\": \"%s\", \"connections\": %d, \"wrk_threads\": %d, \"server_workers\": %d, \"warmup\": \"%s\", \"nginx_sendfile\": \"%s\", \"runs_per_pair\": 2, \"order\": \"edge, nginx, edge, nginx (per object)\", \"load_generator_shares_cpu\": true},\n", duration, conns, threads, workers, warmup, sendfile > json
+      printf "  \"settings\": {\"duration\": \"%s\", \"connections\": %d, \"wrk_threads\": %d, \"server_workers\": %d, \"warmup\": \"%s\", \"nginx_sendfile\": \"%s\", \"runs_per_pair\": %d, \"order\": \"edge, nginx, edge, nginx, ... (per object)\", \"load_generator_shares_cpu\": true},\n", duration, conns, threads, workers, warmup, sendfile, runs > json
       printf "  \"checks\": {\"byte_identical\": true, \"edge_cache_hits_verified\": true, \"bad_credentials_403\": true, \"keepalive\": {\"manifest\": {\"edge\": %s, \"nginx\": %s}, \"segment\": {\"edge\": %s, \"nginx\": %s}}, \"edge_origin_fetches_during_load\": %d},\n", ka["manifest-edge"], ka["manifest-nginx"], ka["segment-edge"], ka["segment-nginx"], fetches > json
       printf "  \"objects\": {\n    \"manifest\": %s,\n", object("manifest", mpath, mbytes, "/p/{token}/" cid "/" mpath, "/s/{md5}/{expires}/" cid "/" mpath) > json
       printf "    \"segment\": %s\n  }\n}\n", object("segment", spath, sbytes, "/p/{token}/" cid "/" spath, "/s/{md5}/{expires}/" cid "/" spath) > json
       close(json)
 
-      printf "\n%-9s %-6s %10s %19s %10s %12s %9s %9s  %s\n", "object", "server", "req/s", "(runs)", "MiB/s", "payload MB/s", "p50 ms", "p99 ms", "keep-alive"
+      printf "\n%-9s %-6s %10s %19s %10s %12s %9s %9s %9s  %s\n", "object", "server", "req/s", "(runs)", "MiB/s", "payload MB/s", "p50 ms", "p99 ms", "CPU us/req", "keep-alive"
       split("manifest segment", objs, " "); split("edge nginx", srvs, " ")
       for (i = 1; i <= 2; i++) for (j = 1; j <= 2; j++) {
         o = objs[i]; s = srvs[j]; k = o SUBSEP s; b = (o == "manifest" ? mbytes : sbytes)
-        printf "%-9s %-6s %10.0f %19s %10.1f %12.1f %9.3f %9.3f  %s\n", o, s, mean(rps, k), "(" rpsl[k] ")", mean(mib, k), mean(rps, k) * b / 1e6, mean(p50, k), mean(p99, k), (ka[o "-" s] == "true" ? "yes" : "NO")
+        printf "%-9s %-6s %10.0f %19s %10.1f %12.1f %9.3f %9.3f %9.2f  %s\n", o, s, mean(rps, k), "(" rpsl[k] ")", mean(mib, k), mean(rps, k) * b / 1e6, mean(p50, k), mean(p99, k), us_per_req(k), (ka[o "-" s] == "true" ? "yes" : "NO")
       }
       printf "\nedge/nginx req/s: manifest %.2f, segment %.2f   (MiB/s: %.2f, %.2f; p50: %.2f, %.2f; p99: %.2f, %.2f)\n", \
         ratio(rps, "manifest"), ratio(rps, "segment"), ratio(mib, "manifest"), ratio(mib, "segment"), \
         ratio(p50, "manifest"), ratio(p50, "segment"), ratio(p99, "manifest"), ratio(p99, "segment")
+      printf "edge/nginx server CPU per request: manifest %.2f, segment %.2f   (requests per server CPU-second: %.2f, %.2f)\n", \
+        cpu_ratio("manifest"), cpu_ratio("segment"), 1 / cpu_ratio("manifest"), 1 / cpu_ratio("segment")
     }' "$WORK/runs.tsv"
   cp "$json" "$RESULTS/compare-latest.json"
   printf '\n%s workers/threads per server, wrk -t%s -c%s -d%s on the same %s cores (the load tool competes with the server: compare ratios, not absolutes)\n' \
@@ -479,6 +532,7 @@ report() {
 # --- main -------------------------------------------------------------------------------------
 
 install_tools
+[ "${BENCH_PROFILE:-0}" = 1 ] && install_profiler
 ensure_binary
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/streamgate-bench.XXXXXX")
@@ -529,7 +583,7 @@ for object in manifest segment; do
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$EDGE_URL${EDGE_PATHS[$object]}" >/dev/null 2>&1 || true
     wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$WARMUP" "$NGINX_URL${NGINX_PATHS[$object]}" >/dev/null 2>&1 || true
   fi
-  for n in 1 2; do
+  for n in $(seq 1 "$RUNS"); do
     run_wrk "$object" edge "$n" "$EDGE_URL${EDGE_PATHS[$object]}"
     sleep 1
     run_wrk "$object" nginx "$n" "$NGINX_URL${NGINX_PATHS[$object]}"
@@ -540,3 +594,4 @@ FETCHES_DURING_LOAD=$(($(origin_fetches) - FETCHES_BEFORE))
 [ "$FETCHES_DURING_LOAD" = 0 ] || log "warning: the edge fetched from origin $FETCHES_DURING_LOAD times under load (not all cache hits)"
 
 report
+if [ "${BENCH_PROFILE:-0}" = 1 ]; then profiles; fi

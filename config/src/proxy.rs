@@ -152,6 +152,13 @@ pub struct ProxyServer {
     /// one more is answered `503` with `Retry-After` and closed, and counted.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Slowest a client may read a response body, in bytes per second (`0`: no limit). Each
+    /// body write must finish within its size at this rate (at least 1 s), else the edge drops
+    /// the connection and counts it (`shed_total{reason="slow_reader"}`): a viewer that stops
+    /// reading cannot pin a connection and its buffers forever. HTTP/1 (HTTP/2 flow control
+    /// bounds its streams).
+    #[serde(default = "default_min_send_rate", with = "bytesize")]
+    pub min_send_rate: u64,
 }
 
 impl ProxyServer {
@@ -421,6 +428,13 @@ impl ProxyFile {
                 "server.max-connections",
                 s.max_connections,
                 "must be between 1 and 1000000",
+            ));
+        }
+        if s.min_send_rate != 0 && !(1 << 10..=1 << 30).contains(&s.min_send_rate) {
+            return Err(ConfigError::invalid(
+                "server.min-send-rate",
+                s.min_send_rate,
+                "must be 0 (no limit) or between 1KiB and 1GiB (bytes per second)",
             ));
         }
         if s.listen == s.metrics_listen {
@@ -762,6 +776,10 @@ fn default_metrics_listen() -> SocketAddr {
 /// each idle connection costs a few KiB.
 fn default_max_connections() -> usize {
     16_384
+}
+/// 64 KiB/s: a 1 MiB segment may take 16 s, far slower than any viewer who can play it.
+fn default_min_send_rate() -> u64 {
+    64 << 10
 }
 
 fn default_threads() -> usize {

@@ -107,6 +107,24 @@ fn errors_name_the_key_and_the_value() {
     let e = err_proxy(&[("STREAMGATE__SERVER__THREADS", "0")]);
     assert!(e.contains("server.threads") && e.contains('0'), "{e}");
 
+    // The slowest reader allowed: off, or a sane rate.
+    let e = err_proxy(&[("STREAMGATE__SERVER__MIN_SEND_RATE", "100")]);
+    assert!(
+        e.contains("server.min-send-rate") && e.contains("100"),
+        "{e}"
+    );
+    let rate = |v: &str| {
+        load_proxy(
+            &asset("proxy.toml"),
+            &with(&[("STREAMGATE__SERVER__MIN_SEND_RATE", v)]),
+        )
+        .unwrap()
+        .server
+        .min_send_rate
+    };
+    assert_eq!(rate("0"), 0);
+    assert_eq!(rate("1MiB"), 1 << 20);
+
     let e = err_proxy(&[("STREAMGATE__TOKENS__SIGNING_KEY", "k9")]);
     assert!(e.contains("tokens.signing-key") && e.contains("k9"), "{e}");
 

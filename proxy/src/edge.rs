@@ -40,7 +40,7 @@ use streamgate_config::{
     TrustedProxies,
     contract::{CLIENT_IP_HEADER, EDGE_KEY_HEADER, paths},
 };
-use tracing::{Instrument, Span, debug, error, info, info_span, warn};
+use tracing::{Instrument, Span, debug, debug_span, error, info, info_span, warn};
 
 use crate::{
     cache::{self as edge_cache, EdgeCache, Hit, Tier},
@@ -71,13 +71,13 @@ enum Decision {
     BadPath(PathError),
     Forbidden(TokenError),
     /// Token accepted: the object, its kind, and the token (its subject hash and whether a
-    /// grant minted it, for playlist re-checks); `prefix` is what absolute manifest URIs are
-    /// rewritten under (`/p/{token}/{id}/` or `/c/{id}/`; manifests only).
+    /// grant minted it, for playlist re-checks); `prefix` is how absolute manifest URIs are
+    /// rewritten (manifests only).
     Proxy {
         object: ObjectRef,
         kind: ObjectKind,
         token: streamgate_auth::Verified,
-        prefix: Option<String>,
+        prefix: Option<PrefixMode>,
     },
     /// A child edge's `/v/{id}/{path}` with a valid edge key: served from this edge's cache
     /// tiers as stored (no token, no re-check, no manifest rewrite: the child does those).
@@ -94,6 +94,30 @@ enum Decision {
         content_id: String,
         token: streamgate_auth::Verified,
     },
+}
+
+/// What absolute URIs of a manifest are rewritten under: the viewer's own path prefix,
+/// `/p/{token}/{id}/` or `/c/{id}/`. The string is built only when a manifest needs rewriting
+/// (most have relative URIs only, and are sent as they are).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PrefixMode {
+    /// `/p/{token}/{id}/`: the token from the request path.
+    Token,
+    /// `/c/{id}/`: the token rides in the cookie.
+    Cookie,
+}
+
+impl PrefixMode {
+    /// The prefix for `content_id`, from the request it answers.
+    fn prefix(self, req: &RequestHeader, content_id: &str) -> Option<String> {
+        match self {
+            PrefixMode::Token => {
+                let g = token_gate::GatedPath::parse(req.uri.path())?.ok()?;
+                Some(paths::gated(g.token, content_id, ""))
+            }
+            PrefixMode::Cookie => Some(paths::cookie_mode(content_id, "")),
+        }
+    }
 }
 
 /// Per-request state, shared by every hook of one request.
@@ -113,8 +137,8 @@ pub(crate) struct EdgeCtx {
     x_cache: Option<&'static str>,
     /// CORS headers for this request's answers (empty when CORS does not apply).
     cors: CorsHeaders,
-    /// What absolute manifest URIs are rewritten under: `/p/{token}/{id}/` or `/c/{id}/`.
-    prefix: Option<String>,
+    /// How absolute manifest URIs are rewritten (gated manifests only).
+    prefix: Option<PrefixMode>,
     /// The rewriter of a manifest response being sent.
     rewriter: Option<ManifestRewriter>,
     /// The viewer's address, sent to a parent edge with the request (`x-streamgate-client-ip`).
@@ -207,6 +231,11 @@ pub(crate) struct Edge {
     clean_manifests: moka::sync::Cache<String, bool>,
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
+    /// Whether spans are exported (`log.otlp-endpoint`): then every request gets an INFO span;
+    /// otherwise its span is DEBUG and costs nothing unless the log filter asks for it.
+    export_spans: bool,
+    /// `server.min-send-rate` in bytes per second (`None`: no limit).
+    min_send_rate: Option<usize>,
 }
 
 impl Edge {
@@ -233,7 +262,22 @@ impl Edge {
             grants,
             cache,
             next_request_id: AtomicU64::new(1),
+            export_spans: false,
+            min_send_rate: None,
         }
+    }
+
+    /// Drops clients that read a response body slower than `rate` bytes per second (`0`: no
+    /// limit; `server.min-send-rate`).
+    pub(crate) fn sending_at_least(mut self, rate: u64) -> Self {
+        self.min_send_rate = usize::try_from(rate).ok().filter(|r| *r > 0);
+        self
+    }
+
+    /// Opens an INFO span per request, for span export (`log.otlp-endpoint`).
+    pub(crate) fn exporting_spans(mut self, export: bool) -> Self {
+        self.export_spans = export;
+        self
     }
 
     /// Serves child edges presenting one of `keys` at `/v/{id}/{path}` (`server.edge-keys`).
@@ -288,9 +332,9 @@ impl Edge {
                         kind: g.kind(),
                         token: verified,
                         // Only manifests are rewritten: no allocation for segments.
-                        prefix: (g.kind() == ObjectKind::Manifest).then(|| match player {
-                            PlayerPath::Token(_) => paths::gated(token, g.content_id, ""),
-                            PlayerPath::Cookie(_) => paths::cookie_mode(g.content_id, ""),
+                        prefix: (g.kind() == ObjectKind::Manifest).then_some(match player {
+                            PlayerPath::Token(_) => PrefixMode::Token,
+                            PlayerPath::Cookie(_) => PrefixMode::Cookie,
                         }),
                     },
                     Err(e) => Decision::Forbidden(e),
@@ -384,6 +428,12 @@ impl ProxyHttp for Edge {
     /// tokens itself (`Ok(true)`: response sent), and lets a gated request with a valid token
     /// continue to the upstream phases (`Ok(false)`) with its object recorded in `ctx`.
     async fn request_filter(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
+        if self.min_send_rate.is_some() {
+            // Each body write then times out at its size over this rate (HTTP/1; at least 1 s).
+            session
+                .as_downstream_mut()
+                .set_min_send_rate(self.min_send_rate);
+        }
         let req = session.req_header();
         let route = route::route(
             &req.method,
@@ -403,16 +453,31 @@ impl ProxyHttp for Edge {
             .filter(|p| self.trusted_proxies.trusts(p.to_canonical()))
             .and_then(|_| req.headers.get(TRACEPARENT))
             .and_then(|v| v.to_str().ok());
-        ctx.span = info_span!(
-            "request",
-            id = ctx.request_id,
-            method = %req.method,
-            route = route.label(),
-            trace_id = tracing::field::Empty,
-        );
+        // The request span: exported spans need it on every request; without export it is DEBUG,
+        // so that at the usual `info` filter it costs nothing (no span slot, no formatted
+        // fields) and the warn/error lines below carry the request id, route and trace id
+        // themselves.
+        macro_rules! request_span {
+            ($span:ident) => {
+                $span!(
+                    "request",
+                    id = ctx.request_id,
+                    method = %req.method,
+                    route = route.label(),
+                    trace_id = tracing::field::Empty,
+                )
+            };
+        }
+        ctx.span = if self.export_spans {
+            request_span!(info_span)
+        } else {
+            request_span!(debug_span)
+        };
         let trace = TraceContext::continue_or_start(incoming, &ctx.span);
-        ctx.span
-            .record("trace_id", tracing::field::display(trace.trace_id_hex()));
+        if !ctx.span.is_disabled() {
+            ctx.span
+                .record("trace_id", tracing::field::display(trace.trace_id_hex()));
+        }
         ctx.trace = Some(trace);
         ctx.cors = self.cors.headers(session.req_header());
         let cors_owned = ctx.cors.clone();
@@ -610,7 +675,13 @@ impl ProxyHttp for Edge {
         mut e: Box<Error>,
     ) -> Box<Error> {
         if ctx.via_parent && !ctx.parent_failed {
-            warn!(parent: &ctx.span, error = %e, "parent edge unreachable: going to origin");
+            warn!(
+                parent: &ctx.span,
+                request_id = ctx.request_id,
+                trace_id = ctx.trace.as_ref().map(|t| tracing::field::display(t.trace_id_hex())),
+                error = %e,
+                "parent edge unreachable: going to origin"
+            );
             ctx.parent_failed = true;
             e.set_retry(true);
         }
@@ -696,7 +767,7 @@ impl ProxyHttp for Edge {
             // token (the cached copy stays token-free); the length changes, so it is dropped.
             // A manifest version already seen to hold none is sent as it is.
             if resp.status == StatusCode::OK
-                && let (Some(prefix), Some(object)) = (&ctx.prefix, &ctx.object)
+                && let (Some(mode), Some(object)) = (ctx.prefix, &ctx.object)
                 && let Some(kind) = ManifestKind::from_path(object.path())
             {
                 let version = resp
@@ -707,12 +778,20 @@ impl ProxyHttp for Edge {
                 match version {
                     Some(v) if self.clean_manifests.get(&v) == Some(true) => {}
                     version => {
+                        let Some(prefix) = mode.prefix(session.req_header(), object.content_id())
+                        else {
+                            // The request path was parsed at the gate; it cannot fail now.
+                            return Error::e_explain(
+                                ErrorType::InternalError,
+                                "manifest prefix: the gated path no longer parses",
+                            );
+                        };
                         // Chunked, not close-delimited: the connection stays reusable.
                         resp.remove_header(&header::CONTENT_LENGTH);
                         resp.remove_header(&header::ACCEPT_RANGES);
                         resp.insert_header(header::TRANSFER_ENCODING, "chunked")?;
                         ctx.rewriter =
-                            Some(ManifestRewriter::new(kind, object.content_id(), prefix));
+                            Some(ManifestRewriter::new(kind, object.content_id(), &prefix));
                         ctx.clean_probe = version.map(|v| (v, Vec::new(), Vec::new()));
                     }
                 }
@@ -889,19 +968,37 @@ impl ProxyHttp for Edge {
                 "access"
             );
         }
+        let trace_id = ctx
+            .trace
+            .as_ref()
+            .map(|t| tracing::field::display(t.trace_id_hex()));
+        let (request_id, route) = (ctx.request_id, ctx.route);
         match e {
             Some(e) if *e.esource() == ErrorSource::Upstream => {
                 self.metrics.upstream_error();
-                warn!(parent: &ctx.span, status, ms, content_id, path, error = %e, "upstream failed");
+                warn!(parent: &ctx.span, request_id, route, trace_id, status, ms, content_id, path,
+                    error = %e, "upstream failed");
+            }
+            Some(e)
+                if *e.etype() == ErrorType::WriteTimedout
+                    && *e.esource() != ErrorSource::Upstream =>
+            {
+                // A client reading slower than `server.min-send-rate`: dropped.
+                self.metrics.shed("slow_reader");
+                debug!(parent: &ctx.span, request_id, route, trace_id, status, ms, content_id, path,
+                    error = %e, "client too slow: dropped");
             }
             Some(e) if *e.esource() == ErrorSource::Downstream => {
-                debug!(parent: &ctx.span, status, ms, content_id, path, error = %e, "client error");
+                debug!(parent: &ctx.span, request_id, route, trace_id, status, ms, content_id, path,
+                    error = %e, "client error");
             }
             Some(e) => {
-                error!(parent: &ctx.span, status, ms, content_id, path, error = %e, "request failed");
+                error!(parent: &ctx.span, request_id, route, trace_id, status, ms, content_id, path,
+                    error = %e, "request failed");
             }
             None => {
-                debug!(parent: &ctx.span, status, ms, content_id, path, x_cache, "request done")
+                debug!(parent: &ctx.span, request_id, route, trace_id, status, ms, content_id, path,
+                    x_cache, "request done")
             }
         }
     }

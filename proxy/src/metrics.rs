@@ -5,7 +5,7 @@
 //! (not the process-global one), so tests can run several edges in one process. Label sets that are known up front (token failure reasons, bad-request
 //! reasons) are registered at zero, so dashboards and alerts see them before the first failure.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use http::{Response, StatusCode, header};
@@ -46,6 +46,20 @@ pub(crate) struct EdgeMetrics {
     open_connections: IntGauge,
     shed: IntCounterVec,
     cache: CacheMetrics,
+    /// `requests{status, kind}` for the statuses nearly every object request ends in, resolved
+    /// on first use and then kept: a labelled lookup costs a hash and a lock per request.
+    hot_requests: [[OnceLock<IntCounter>; HOT_STATUSES.len()]; 3],
+}
+
+/// Statuses with a kept `requests` counter per kind.
+const HOT_STATUSES: [&str; 3] = ["200", "206", "304"];
+
+fn kind_index(kind: ObjectKind) -> usize {
+    match kind {
+        ObjectKind::Manifest => 0,
+        ObjectKind::Segment => 1,
+        ObjectKind::Other => 2,
+    }
 }
 
 /// The object cache's families.
@@ -53,6 +67,8 @@ pub(crate) struct EdgeMetrics {
 struct CacheMetrics {
     /// Object responses by `x-cache` value.
     outcomes: IntCounterVec,
+    /// `outcomes` for each of [`TIERS`], resolved once.
+    hot_outcomes: [IntCounter; TIERS.len()],
     origin_fetches: IntCounter,
     coalesced: IntCounter,
     evictions: IntCounter,
@@ -63,15 +79,20 @@ struct CacheMetrics {
     purges: IntCounterVec,
 }
 
+/// Every `x-cache` value.
+const TIERS: [&str; 5] = ["HIT-L1", "HIT-L2", "MISS", "STALE", "BYPASS"];
+
 impl CacheMetrics {
     fn new(r: &Registry) -> prometheus::Result<Self> {
+        let outcomes = r.counter_vec(
+            "streamgate_edge_cache_requests_total",
+            "Object responses by the tier that served them (x-cache: HIT-L1, HIT-L2, MISS, STALE, BYPASS).",
+            &["tier"],
+            &[&["HIT-L1"], &["HIT-L2"], &["MISS"], &["STALE"], &["BYPASS"]],
+        )?;
         Ok(Self {
-            outcomes: r.counter_vec(
-                "streamgate_edge_cache_requests_total",
-                "Object responses by the tier that served them (x-cache: HIT-L1, HIT-L2, MISS, STALE, BYPASS).",
-                &["tier"],
-                &[&["HIT-L1"], &["HIT-L2"], &["MISS"], &["STALE"], &["BYPASS"]],
-            )?,
+            hot_outcomes: TIERS.map(|t| outcomes.with_label_values(&[t])),
+            outcomes,
             origin_fetches: r.counter(
                 "streamgate_edge_origin_fetches_total",
                 "Requests sent upstream (origin or a parent edge).",
@@ -127,6 +148,7 @@ impl EdgeMetrics {
                 &["status", "kind"],
                 &[],
             )?,
+            hot_requests: Default::default(),
             duration: r.histogram(
                 "streamgate_edge_request_duration_seconds",
                 "Time from request header to the end of the response.",
@@ -195,9 +217,11 @@ impl EdgeMetrics {
             )?,
             shed: r.counter_vec(
                 "streamgate_edge_shed_total",
-                "Work refused to stay within bounds (503 + Retry-After), by reason.",
+                "Work refused to stay within bounds, by reason (`connections`: 503 + \
+                 Retry-After past server.max-connections; `slow_reader`: a response dropped \
+                 because the client read slower than server.min-send-rate).",
                 &["reason"],
-                &[&["connections"]],
+                &[&["connections"], &["slow_reader"]],
             )?,
             proxy_headers: r.counter_vec(
                 "streamgate_edge_proxy_headers_total",
@@ -231,9 +255,15 @@ impl EdgeMetrics {
         seconds: f64,
         body_bytes: usize,
     ) {
-        self.requests
-            .with_label_values(&[status, kind.as_str()])
-            .inc();
+        match HOT_STATUSES.iter().position(|s| *s == status) {
+            Some(i) => self.hot_requests[kind_index(kind)][i]
+                .get_or_init(|| self.requests.with_label_values(&[status, kind.as_str()]))
+                .inc(),
+            None => self
+                .requests
+                .with_label_values(&[status, kind.as_str()])
+                .inc(),
+        }
         self.duration.observe(seconds);
         self.response_bytes
             .inc_by(u64::try_from(body_bytes).unwrap_or(u64::MAX));
@@ -293,7 +323,10 @@ impl EdgeMetrics {
 
     /// Counts an object response by its `x-cache` value.
     pub(crate) fn cache_outcome(&self, tier: &str) {
-        self.cache.outcomes.with_label_values(&[tier]).inc();
+        match TIERS.iter().position(|t| *t == tier) {
+            Some(i) => self.cache.hot_outcomes[i].inc(),
+            None => self.cache.outcomes.with_label_values(&[tier]).inc(),
+        }
     }
 
     /// Counts a request sent upstream.
@@ -428,11 +461,28 @@ mod tests {
     fn observations_show_up() {
         let m = EdgeMetrics::new().unwrap();
         m.observe_request("200", ObjectKind::Segment, 0.002, 1000);
+        // Kept counters (200, 206, 304) and looked-up ones count in the same family.
+        m.observe_request("200", ObjectKind::Manifest, 0.001, 0);
+        m.observe_request("200", ObjectKind::Manifest, 0.001, 0);
+        m.observe_request("502", ObjectKind::Manifest, 0.001, 0);
+        m.cache_outcome("HIT-L1");
+        m.cache_outcome("HIT-L1");
         m.token_failure(TokenError::Expired);
         let text = String::from_utf8(m.render()).unwrap();
         assert!(text.contains("streamgate_edge_requests_total{kind=\"segment\",status=\"200\"} 1"));
+        assert!(
+            text.contains("streamgate_edge_requests_total{kind=\"manifest\",status=\"200\"} 2")
+        );
+        assert!(
+            text.contains("streamgate_edge_requests_total{kind=\"manifest\",status=\"502\"} 1")
+        );
+        assert!(
+            !text.contains("status=\"304\""),
+            "no series before its first request"
+        );
+        assert!(text.contains("streamgate_edge_cache_requests_total{tier=\"HIT-L1\"} 2"));
         assert!(text.contains("streamgate_edge_token_failures_total{reason=\"expired\"} 1"));
         assert!(text.contains("streamgate_edge_response_bytes_total 1000"));
-        assert!(text.contains("streamgate_edge_request_duration_seconds_count 1"));
+        assert!(text.contains("streamgate_edge_request_duration_seconds_count 4"));
     }
 }

@@ -262,6 +262,8 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
         config.child_keys.iter().map(|k| k.expose()),
     ))
     .behind(config.trusted_proxies.clone())
+    .exporting_spans(config.log.otlp_endpoint.is_some())
+    .sending_at_least(config.server.min_send_rate)
     .licensing(licenses)
     .logging_access(
         config

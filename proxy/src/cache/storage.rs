@@ -34,6 +34,7 @@ use std::{
 use async_trait::async_trait;
 use bytes::{BufMut, Bytes, BytesMut};
 use moka::notification::RemovalCause;
+use pingora::http::ResponseHeader;
 use pingora::{
     Error, ErrorType, Result,
     cache::{
@@ -66,16 +67,85 @@ struct Object {
     body: Bytes,
     /// The content it belongs to (the cache key's user tag), for per-content purges.
     content_id: Box<str>,
+    /// The metadata decoded once, when the object entered this process: a hit then builds its
+    /// `CacheMeta` from it instead of decompressing and parsing the stored header every time.
+    decoded: Option<DecodedMeta>,
+}
+
+/// What a `CacheMeta` holds, for the metas `CacheMeta::new` rebuilds exactly: never
+/// revalidated (`updated == created`), no epoch override, no variance, provenance at creation.
+/// Others (a 304-refreshed manifest) are deserialized on every hit as before.
+struct DecodedMeta {
+    fresh_until: SystemTime,
+    created: SystemTime,
+    stale_while_revalidate_sec: u32,
+    stale_if_error_sec: u32,
+    header: ResponseHeader,
+    /// Roughly what `header` holds in memory, for the L1 weigher.
+    bytes: usize,
+}
+
+impl DecodedMeta {
+    fn of(meta: &CacheMeta) -> Option<Self> {
+        let exact = meta.updated() == meta.created()
+            && meta.epoch_override().is_none()
+            && meta.variance().is_none()
+            && meta.provenance() == meta.created();
+        let bytes = meta
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 48)
+            .sum::<usize>()
+            + 128;
+        exact.then(|| Self {
+            bytes,
+            fresh_until: meta.fresh_until(),
+            created: meta.created(),
+            stale_while_revalidate_sec: meta.stale_while_revalidate_sec(),
+            stale_if_error_sec: meta.stale_if_error_sec(),
+            header: meta.response_header_copy(),
+        })
+    }
+
+    fn meta(&self) -> CacheMeta {
+        CacheMeta::new(
+            self.fresh_until,
+            self.created,
+            self.stale_while_revalidate_sec,
+            self.stale_if_error_sec,
+            self.header.clone(),
+        )
+    }
 }
 
 impl Object {
+    /// An object from pingora's serialised meta; `decoded` is filled when the meta rebuilds
+    /// exactly (see [`DecodedMeta`]).
+    fn new(internal: Bytes, header: Bytes, body: Bytes, content_id: Box<str>) -> Self {
+        let decoded = CacheMeta::deserialize(&internal, &header)
+            .ok()
+            .as_ref()
+            .and_then(DecodedMeta::of);
+        Self {
+            internal,
+            header,
+            body,
+            content_id,
+            decoded,
+        }
+    }
+
     fn weight(&self) -> u32 {
-        let n = self.internal.len() + self.header.len() + self.body.len() + 64;
+        let decoded = self.decoded.as_ref().map_or(0, |d| d.bytes);
+        let n = self.internal.len() + self.header.len() + decoded + self.body.len() + 64;
         u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     fn meta(&self) -> Result<CacheMeta> {
-        CacheMeta::deserialize(&self.internal, &self.header)
+        match &self.decoded {
+            Some(d) => Ok(d.meta()),
+            None => CacheMeta::deserialize(&self.internal, &self.header),
+        }
     }
 
     fn encode(&self) -> Vec<u8> {
@@ -107,12 +177,12 @@ impl Object {
         if hend > raw.len() {
             return None;
         }
-        Some(Self {
-            internal: raw.slice(istart..iend),
-            header: raw.slice(hstart..hend),
-            body: raw.slice(hend..),
-            content_id: content_id.into(),
-        })
+        Some(Self::new(
+            raw.slice(istart..iend),
+            raw.slice(hstart..hend),
+            raw.slice(hend..),
+            content_id.into(),
+        ))
     }
 }
 
@@ -529,12 +599,12 @@ impl Storage for TieredStorage {
             return Ok(false);
         };
         let (internal, header) = meta.serialize()?;
-        let obj = Arc::new(Object {
-            internal: internal.into(),
-            header: header.into(),
-            body: old.body.clone(),
-            content_id: old.content_id.clone(),
-        });
+        let obj = Arc::new(Object::new(
+            internal.into(),
+            header.into(),
+            old.body.clone(),
+            old.content_id.clone(),
+        ));
         self.l1.insert(hash, obj.clone());
         self.l2_put(hash, obj, keep_for(meta));
         Ok(true)
@@ -637,12 +707,7 @@ impl HandleMiss for Miss {
             keep_for,
             body,
         } = *self;
-        let obj = Arc::new(Object {
-            internal,
-            header,
-            body: body.freeze(),
-            content_id,
-        });
+        let obj = Arc::new(Object::new(internal, header, body.freeze(), content_id));
         let size = obj.weight() as usize;
         storage.l1.insert(hash, obj.clone());
         storage.l2_put(hash, obj, keep_for);
@@ -656,12 +721,13 @@ mod tests {
 
     #[test]
     fn l2_values_round_trip_and_reject_garbage() {
-        let o = Object {
-            internal: Bytes::from_static(b"meta"),
-            header: Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"),
-            body: Bytes::from_static(b"body bytes"),
-            content_id: "c1".into(),
-        };
+        let o = Object::new(
+            Bytes::from_static(b"meta"),
+            Bytes::from_static(b"HTTP/1.1 200 OK\r\n\r\n"),
+            Bytes::from_static(b"body bytes"),
+            "c1".into(),
+        );
+        assert!(o.decoded.is_none(), "garbage meta is not decoded");
         let back = Object::decode(Bytes::from(o.encode()), "c1").unwrap();
         assert_eq!(back.internal, o.internal);
         assert_eq!(back.header, o.header);
@@ -669,6 +735,76 @@ mod tests {
         assert!(Object::decode(Bytes::from_static(b"SG1\0\0\0\x09ab"), "c").is_none());
         assert!(Object::decode(Bytes::from_static(b"XX"), "c").is_none());
         assert!(Object::decode(Bytes::new(), "c").is_none());
+    }
+
+    fn fresh_meta() -> CacheMeta {
+        meta_created_at(SystemTime::now())
+    }
+
+    fn meta_created_at(created: SystemTime) -> CacheMeta {
+        let mut header = ResponseHeader::build(200, None).unwrap();
+        header
+            .insert_header("content-type", "video/iso.segment")
+            .unwrap();
+        header.insert_header("etag", "\"abc\"").unwrap();
+        header.insert_header("cache-control", "max-age=60").unwrap();
+        CacheMeta::new(created + Duration::from_secs(60), created, 5, 30, header)
+    }
+
+    fn same(a: &CacheMeta, b: &CacheMeta) {
+        assert_eq!(a.fresh_until(), b.fresh_until());
+        assert_eq!(a.created(), b.created());
+        assert_eq!(a.updated(), b.updated());
+        assert_eq!(a.provenance(), b.provenance());
+        assert_eq!(a.epoch(), b.epoch());
+        assert_eq!(a.epoch_override(), b.epoch_override());
+        assert_eq!(a.variance(), b.variance());
+        assert_eq!(
+            a.stale_while_revalidate_sec(),
+            b.stale_while_revalidate_sec()
+        );
+        assert_eq!(a.stale_if_error_sec(), b.stale_if_error_sec());
+        assert_eq!(a.response_header().status, b.response_header().status);
+        let headers = |m: &CacheMeta| {
+            let mut h: Vec<(String, Vec<u8>)> = m
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            h.sort();
+            h
+        };
+        assert_eq!(headers(a), headers(b));
+    }
+
+    #[test]
+    fn hits_rebuild_the_stored_meta_exactly() {
+        let meta = fresh_meta();
+        let (internal, header) = meta.serialize().unwrap();
+        let o = Object::new(internal.into(), header.into(), Bytes::new(), "c1".into());
+        assert!(o.decoded.is_some(), "a fresh meta is decoded once");
+        let stored = CacheMeta::deserialize(&o.internal, &o.header).unwrap();
+        same(&o.meta().unwrap(), &stored);
+        same(&o.meta().unwrap(), &meta);
+        // The L2 round trip decodes it as well.
+        let back = Object::decode(Bytes::from(o.encode()), "c1").unwrap();
+        assert!(back.decoded.is_some());
+        same(&back.meta().unwrap(), &meta);
+    }
+
+    #[test]
+    fn metas_it_cannot_rebuild_are_deserialized_on_every_hit() {
+        // A revalidated meta (`updated` after `created`) and one with an epoch override.
+        let mut revalidated = meta_created_at(SystemTime::now() - Duration::from_secs(600));
+        revalidated.update_freshness(SystemTime::now() + Duration::from_secs(60), 5, 30);
+        let mut overridden = fresh_meta();
+        overridden.set_epoch_override(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000));
+        for meta in [revalidated, overridden] {
+            let (internal, header) = meta.serialize().unwrap();
+            let o = Object::new(internal.into(), header.into(), Bytes::new(), "c1".into());
+            assert!(o.decoded.is_none());
+            same(&o.meta().unwrap(), &meta);
+        }
     }
 
     #[test]
