@@ -23,7 +23,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::Instant,
+    time::{Instant, SystemTime},
 };
 
 use async_trait::async_trait;
@@ -135,6 +135,8 @@ pub(crate) struct EdgeCtx {
     tier: Option<Tier>,
     /// The `x-cache` value sent.
     x_cache: Option<&'static str>,
+    /// Answered from L1 by [`Edge::serve_hot_hit`], without Pingora's cache phases.
+    hot_hit: bool,
     /// CORS headers for this request's answers (empty when CORS does not apply).
     cors: CorsHeaders,
     /// How absolute manifest URIs are rewritten (gated manifests only).
@@ -369,6 +371,49 @@ impl Edge {
         }
     }
 
+    /// Answers a plain GET or HEAD of an object L1 holds fresh without Pingora's cache phases
+    /// (no cache state machine, storage lookup or hit handler): the header Pingora's hit path
+    /// would send (stored header, `Age`, `Accept-Ranges` for non-manifests, then
+    /// [`ProxyHttp::response_filter`]: `x-cache`, CORS) and the body. Manifests only when their
+    /// version is known to need no rewrite. Returns whether it answered; everything else
+    /// (conditional and range requests, L2, stale objects, revalidation) takes the cache phases.
+    async fn serve_hot_hit(&self, session: &mut Session, ctx: &mut EdgeCtx) -> Result<bool> {
+        let (Some(cache), Some(object)) = (&self.cache, &ctx.object) else {
+            return Ok(false);
+        };
+        if !plain_get(session.req_header()) {
+            return Ok(false);
+        }
+        let key = upstream_mod::cache_key(object.content_id(), object.path());
+        let Some((mut resp, body)) = cache.storage().fresh_l1(&key, SystemTime::now()) else {
+            return Ok(false);
+        };
+        if ctx.prefix.is_some() {
+            let clean = resp
+                .headers
+                .get(header::ETAG)
+                .and_then(|e| e.to_str().ok())
+                .is_some_and(|etag| {
+                    self.clean_manifests.get(&manifest_version(object, etag)) == Some(true)
+                });
+            if !clean {
+                return Ok(false);
+            }
+        } else {
+            // What Pingora's range filter adds to a whole answer a range could be asked of.
+            resp.insert_header(header::ACCEPT_RANGES, "bytes")?;
+        }
+        ctx.tier = Some(Tier::L1);
+        ctx.hot_hit = true;
+        self.response_filter(session, &mut resp, ctx).await?;
+        let head = session.req_header().method == Method::HEAD;
+        session.write_response_header(Box::new(resp), head).await?;
+        if !head {
+            session.write_response_body(Some(body), true).await?;
+        }
+        Ok(true)
+    }
+
     /// The token gate: `token` for the object `g`, from this client.
     fn gate(
         &self,
@@ -411,6 +456,7 @@ impl ProxyHttp for Edge {
             object: None,
             tier: None,
             x_cache: None,
+            hot_hit: false,
             cors: Vec::new(),
             prefix: None,
             rewriter: None,
@@ -574,7 +620,7 @@ impl ProxyHttp for Edge {
                 ctx.prefix = prefix;
                 ctx.kind = kind;
                 ctx.object = Some(object);
-                return Ok(false);
+                return self.serve_hot_hit(session, ctx).await;
             }
             Decision::License { content_id, token } => {
                 ctx.client_ip = viewer_ip(session, &self.trusted_proxies);
@@ -757,7 +803,11 @@ impl ProxyHttp for Edge {
         ctx: &mut EdgeCtx,
     ) -> Result<()> {
         if ctx.object.is_some() {
-            let label = edge_cache::label(session.cache.phase(), ctx.tier);
+            let label = if ctx.hot_hit {
+                "HIT-L1"
+            } else {
+                edge_cache::label(session.cache.phase(), ctx.tier)
+            };
             ctx.x_cache = Some(label);
             resp.insert_header("x-cache", label)?;
             for (name, value) in &ctx.cors {
@@ -766,7 +816,9 @@ impl ProxyHttp for Edge {
             // Manifests: absolute URIs are rewritten per response to carry this viewer's
             // token (the cached copy stays token-free); the length changes, so it is dropped.
             // A manifest version already seen to hold none is sent as it is.
+            // (A hot hit checked its version just before: known clean.)
             if resp.status == StatusCode::OK
+                && !ctx.hot_hit
                 && let (Some(mode), Some(object)) = (ctx.prefix, &ctx.object)
                 && let Some(kind) = ManifestKind::from_path(object.path())
             {
@@ -774,7 +826,7 @@ impl ProxyHttp for Edge {
                     .headers
                     .get(header::ETAG)
                     .and_then(|e| e.to_str().ok())
-                    .map(|etag| format!("{}/{}\n{etag}", object.content_id(), object.path()));
+                    .map(|etag| manifest_version(object, etag));
                 match version {
                     Some(v) if self.clean_manifests.get(&v) == Some(true) => {}
                     version => {
@@ -1002,6 +1054,26 @@ impl ProxyHttp for Edge {
             }
         }
     }
+}
+
+/// A GET or HEAD the cache answers whole and unconditionally: no `Range`, no validators.
+fn plain_get(req: &RequestHeader) -> bool {
+    (req.method == Method::GET || req.method == Method::HEAD)
+        && ![
+            header::RANGE,
+            header::IF_RANGE,
+            header::IF_NONE_MATCH,
+            header::IF_MODIFIED_SINCE,
+            header::IF_MATCH,
+            header::IF_UNMODIFIED_SINCE,
+        ]
+        .iter()
+        .any(|h| req.headers.contains_key(h))
+}
+
+/// The key of a manifest version in `clean_manifests`.
+fn manifest_version(object: &ObjectRef, etag: &str) -> String {
+    format!("{}/{}\n{etag}", object.content_id(), object.path())
 }
 
 /// The playback token a player path carries: in the path, or the content's cookie (`""` when

@@ -122,25 +122,42 @@ pub async fn delete_prefix(
     }
 }
 
+/// Reads of an object whose body breaks off (a connection cut mid-body, or an object replaced
+/// while it is read: S3 servers that overwrite files in place, such as s3s-fs, then hand out a
+/// body that fails its checksum — a catalog record rewritten by a progress event did: s3s-fs
+/// opens the data file, then reads the checksum a concurrent PUT may have replaced) are retried,
+/// the whole GET, this many times in all, [`BODY_RETRY_BACKOFF`] doubling between attempts.
+const BODY_ATTEMPTS: u32 = 5;
+/// The first wait before reading a broken-off object again (then 40, 80, 160 ms).
+const BODY_RETRY_BACKOFF: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// The bytes of object `key`, or `None` when there is no such object (any other failure is an
 /// error).
 ///
 /// # Errors
-/// S3 refused or could not be reached, or the body broke off.
+/// S3 refused or could not be reached, or the body broke off [`BODY_ATTEMPTS`] times.
 pub async fn get_if_exists(
     client: &Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, StorageError> {
-    let obj = match client.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => o,
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-        Err(e) => return Err(StorageError::new("get", key, e)),
-    };
-    let bytes = obj
-        .body
-        .collect()
-        .await
-        .map_err(|e| StorageError::new("get (body)", key, e))?;
-    Ok(Some(bytes.to_vec()))
+    let mut attempt = 1;
+    loop {
+        let obj = match client.get_object().bucket(bucket).key(key).send().await {
+            Ok(o) => o,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(StorageError::new("get", key, e)),
+        };
+        match obj.body.collect().await {
+            Ok(bytes) => return Ok(Some(bytes.to_vec())),
+            Err(e) if attempt < BODY_ATTEMPTS => {
+                tracing::debug!(key, attempt, error = %e, "object body broke off: reading it again");
+                tokio::time::sleep(BODY_RETRY_BACKOFF * 2u32.pow(attempt - 1)).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(StorageError::new("get (body)", key, e)),
+        }
+    }
 }

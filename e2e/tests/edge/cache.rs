@@ -455,3 +455,77 @@ async fn a_redis_blip_then_an_origin_outage_keeps_the_warmed_stream_playing() {
         "nothing was lost, so nothing was forgotten"
     );
 }
+
+/// A plain GET or HEAD of an object L1 holds fresh is answered before Pingora's cache phases
+/// (`Edge::serve_hot_hit`); anything with validators or a range takes the phases. Both must
+/// answer alike: same status, same headers (`Age` aside, which both carry), same bytes.
+#[tokio::test]
+async fn hot_hits_answer_as_the_cache_phases_do() {
+    let st = Stack::load().await;
+    let (id, token, seg) = packaged(&st, "cache-hot").await;
+    let src = source(&st, &id, &seg).await;
+    for path in [seg.as_str(), "master.m3u8"] {
+        let url = format!("{}/p/{token}/{id}/{path}", st.edge);
+        // Cached by now (`packaged` read the master; this reads the segment).
+        let r = st.http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let whole = r.bytes().await.unwrap();
+        // The hot path (a second plain GET: the manifest is now known to need no rewrite).
+        let hot = st.http.get(&url).send().await.unwrap();
+        // The cache phases: a validator that does not match still gets the whole object.
+        let phased = st
+            .http
+            .get(&url)
+            .header("if-none-match", "\"no-such-version\"")
+            .send()
+            .await
+            .unwrap();
+        let headers = |r: &reqwest::Response| {
+            let mut h: Vec<(String, String)> = r
+                .headers()
+                .iter()
+                .filter(|(k, _)| *k != "age" && *k != "date")
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap().to_owned()))
+                .collect();
+            h.sort();
+            h
+        };
+        assert_eq!(hot.status(), 200, "{path}");
+        assert_eq!(phased.status(), 200, "{path}");
+        assert_eq!(headers(&hot), headers(&phased), "{path}");
+        assert_eq!(x_cache(&hot), "HIT-L1", "{path}");
+        for r in [&hot, &phased] {
+            let age: u64 = r.headers()["age"].to_str().unwrap().parse().unwrap();
+            assert!(age < 600, "{path}: age {age}");
+        }
+        assert_eq!(hot.bytes().await.unwrap(), whole, "{path}");
+        assert_eq!(phased.bytes().await.unwrap(), whole, "{path}");
+        if path == seg {
+            assert_eq!(&whole[..], &src[..]);
+            let r = st.http.get(&url).send().await.unwrap();
+            assert_eq!(r.headers()["accept-ranges"], "bytes");
+        }
+
+        // HEAD: the same header, no body.
+        let head = st.http.head(&url).send().await.unwrap();
+        assert_eq!(head.status(), 200, "{path}");
+        assert_eq!(x_cache(&head), "HIT-L1");
+        assert_eq!(
+            head.headers()["content-length"].to_str().unwrap(),
+            whole.len().to_string(),
+            "{path}"
+        );
+        assert!(head.bytes().await.unwrap().is_empty());
+
+        // A matching validator: 304 from the cache phases.
+        let etag = st.http.get(&url).send().await.unwrap().headers()["etag"].clone();
+        let r = st
+            .http
+            .get(&url)
+            .header("if-none-match", etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304, "{path}");
+    }
+}

@@ -386,6 +386,32 @@ impl TieredStorage {
         (self.l1.weighted_size(), self.l1.entry_count())
     }
 
+    /// A hot hit without Pingora's cache phases: the object under `key` when L1 holds it
+    /// whole, fresh at `now`, a `200` with a `Content-Length` and a decoded meta. The header is
+    /// what Pingora's hit path would start from (the stored header, `Age`, HTTP/1.1); anything
+    /// else (`None`) goes through the cache phases: L2, stale serving, revalidation.
+    pub(crate) fn fresh_l1(
+        &self,
+        key: &CacheKey,
+        now: SystemTime,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        let obj = self.l1.get(&key.combined_bin())?;
+        let d = obj.decoded.as_ref()?;
+        let servable = d.fresh_until >= now
+            && d.header.status == http::StatusCode::OK
+            && d.header.headers.contains_key(http::header::CONTENT_LENGTH);
+        if !servable {
+            return None;
+        }
+        let mut header = d.header.clone();
+        // A decoded meta was never revalidated: its age counts from its creation (RFC 9111 §4
+        // wants `Age` on every answer from a cache).
+        let age = now.duration_since(d.created).unwrap_or_default().as_secs();
+        header.insert_header(http::header::AGE, age).ok()?;
+        header.set_version(http::Version::HTTP_11);
+        Some((header, obj.body.clone()))
+    }
+
     /// Drops every object of `content_id` from L1 (and from L2 when `l2` is set); returns how
     /// many L2 keys were deleted.
     pub(crate) async fn purge_content(&self, content_id: &str, l2: bool) -> usize {
