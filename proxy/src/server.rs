@@ -19,7 +19,7 @@ use std::{
 };
 
 use pingora::{
-    listeners::tls::TlsSettings,
+    listeners::{L4BufferSettings, ListenerConfig, tls::TlsSettings},
     server::{
         Server,
         configuration::{Opt, ServerConf},
@@ -44,6 +44,9 @@ use crate::{
     tokens::{KeyError, TokenPolicy},
     upstream::{Origin, UpstreamError},
 };
+
+/// Read buffer of each plain player connection (Pingora's default: 64 KiB).
+const PLAYER_READ_BUFFER: usize = 8 << 10;
 
 /// Why an edge could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -279,7 +282,12 @@ pub fn build_server(config: &ProxyConfig, opts: &RunOptions) -> Result<Server, S
         cap: crate::shed::ConnectionCap::new(config.server.max_connections, metrics.clone()),
     };
     let mut proxy = Service::new("streamgate edge".to_owned(), app);
-    proxy.add_tcp(&config.server.listen.to_string());
+    // A player's request is a few hundred bytes: an 8 KiB read buffer per connection instead of
+    // Pingora's 64 KiB keeps memory per connection small when many are busy at once.
+    proxy.add_listener(
+        ListenerConfig::tcp(config.server.listen.to_string())
+            .l4_buffer(L4BufferSettings::default().read(PLAYER_READ_BUFFER)),
+    );
     if let Some((resolver, t)) = &tls {
         let mut settings = TlsSettings::intermediate("", "").expect("settings without files");
         settings.set_cert_resolver(resolver.clone());
