@@ -639,28 +639,44 @@ async fn deleted_content_never_comes_back() {
     }
 }
 
+/// Waits until a transcoder is in the middle of `id` (processing, 0 < progress < 90):
+/// `false` when the job got past that between two looks.
+async fn caught_mid_transcode(st: &Stack, id: &str) -> bool {
+    let start = std::time::Instant::now();
+    loop {
+        let c = st.content(id).await;
+        let progress = c["progress"].as_f64().unwrap_or(0.0);
+        if c["status"] == "ready" || (c["status"] == "processing" && progress >= 90.0) {
+            return false;
+        }
+        if c["status"] == "processing" && progress > 0.0 {
+            return true;
+        }
+        assert!(start.elapsed() < Duration::from_secs(120), "{c}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_delete_during_transcoding_leaves_nothing() {
     let st = Stack::load().await;
-    // Three rungs of 20 s: FFmpeg runs for seconds, and the package is uploaded after it.
-    let clip = make_clip(1280, 720, 20, true);
-    let id = st.upload("delete-mid-transcode", &clip, 4 << 20).await;
-    // Wait until a transcoder is in the middle of it.
-    let start = std::time::Instant::now();
-    loop {
-        let c = st.content(&id).await;
-        let progress = c["progress"].as_f64().unwrap_or(0.0);
-        if c["status"] == "processing" && progress > 0.0 {
-            assert!(progress < 90.0, "too late to delete mid-transcode: {c}");
-            break;
+    // Three rungs of 20 s: FFmpeg runs for seconds, and the package is uploaded after it. On a
+    // busy machine the job can still finish between two looks (progress is reported every
+    // 2 s): then the clip is deleted and a twice longer one tried, up to 80 s.
+    let mut seconds = 20;
+    let id = loop {
+        let clip = make_clip(1280, 720, seconds, true);
+        let id = st.upload("delete-mid-transcode", &clip, 4 << 20).await;
+        if caught_mid_transcode(&st, &id).await {
+            break id;
         }
-        assert_ne!(
-            c["status"], "ready",
-            "transcoded before the test could delete it"
+        delete(&st, &id).await;
+        assert!(
+            seconds < 80,
+            "a {seconds} s clip transcoded before the test could delete it"
         );
-        assert!(start.elapsed() < Duration::from_secs(60), "{c}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        seconds *= 2;
+    };
     delete(&st, &id).await;
     // The transcoder finishes anyway and reports (ready, or failed for its vanished source).
     let mut con = stack_redis(&st).await;
