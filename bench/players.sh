@@ -27,7 +27,9 @@
 # Writes bench/results/players-<UTC>.json and players-latest.json. Environment: BENCH_PLAYERS,
 # BENCH_RAMP (20s), BENCH_HOLD (30s), BENCH_THREADS (2), BENCH_P99_MS (50), BENCH_SERVERS
 # ("edge nginx"), BENCH_PIN (1; 0 leaves both unpinned), BENCH_SERVER_CPU, BENCH_LOAD_CPU,
-# BENCH_EDGE_PORT / BENCH_EDGE_METRICS_PORT / BENCH_NGINX_PORT (18180 / 19190 / 18181).
+# BENCH_EDGE_PORT / BENCH_EDGE_METRICS_PORT / BENCH_NGINX_PORT (18180 / 19190 / 18181),
+# BENCH_EDGE_BIN (the edge binary to measure, default the release build; e.g. an older build
+# kept aside, to compare two edges with the same script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -45,6 +47,7 @@ EDGE_PORT=${BENCH_EDGE_PORT:-18180}
 EDGE_METRICS_PORT=${BENCH_EDGE_METRICS_PORT:-19190}
 NGINX_PORT=${BENCH_NGINX_PORT:-18181}
 REL=$CARGO_TARGET_DIR/release
+EDGE_BIN=${BENCH_EDGE_BIN:-$REL/streamgate-proxy}
 WORK=$(mktemp -d)
 EDGE_PID=""
 NGINX_PID=""
@@ -132,8 +135,8 @@ for line in open(src).read().splitlines():
     out.append(line)
 open(dst, "w").write("\n".join(out) + "\n")
 PY
-  "$REL/streamgate-proxy" --config "$WORK/proxy.toml" --check-config >/dev/null
-  STREAMGATE__LOG__FILTER=warn "${ON_SERVER[@]}" "$REL/streamgate-proxy" --config "$WORK/proxy.toml" \
+  "$EDGE_BIN" --config "$WORK/proxy.toml" --check-config >/dev/null
+  STREAMGATE__LOG__FILTER=warn "${ON_SERVER[@]}" "$EDGE_BIN" --config "$WORK/proxy.toml" \
     >"$WORK/edge.log" 2>&1 &
   EDGE_PID=$!
   local edge="http://127.0.0.1:$EDGE_PORT"
@@ -259,10 +262,10 @@ done
 stamp=$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p bench/results
 python3 - "$WORK/steps.jsonl" "$THREADS" "$RAMP" "$HOLD" "$P99_LIMIT_MS" "$PINNING" \
-  "$(git rev-parse HEAD 2>/dev/null || echo unknown)" >"bench/results/players-$stamp.json" <<'PY'
+  "$(git rev-parse HEAD 2>/dev/null || echo unknown)" "$EDGE_BIN" >"bench/results/players-$stamp.json" <<'PY'
 import json, os, sys
 steps = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-threads, ramp, hold, limit, pinning, commit = sys.argv[2:8]
+threads, ramp, hold, limit, pinning, commit, edge_bin = sys.argv[2:9]
 by = {}
 for s in steps:
     by.setdefault(s["server"], []).append(s)
@@ -274,7 +277,7 @@ def total_cpu_per_gb(server):
     gb = sum(s["bytes"] for s in ss) / 1e9
     return sum(s["cpu_seconds"] for s in ss) / gb if gb > 0 else None
 out = {
-    "bench": "players", "git": {"commit": commit},
+    "bench": "players", "git": {"commit": commit}, "edge_binary": edge_bin,
     "machine": {"cores": os.cpu_count(), "pinning": pinning},
     "server_threads": int(threads), "edge_threads": int(threads), "ramp": ramp, "hold": hold,
     "segment_p99_limit_ms": float(limit),

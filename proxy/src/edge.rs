@@ -147,7 +147,7 @@ pub(crate) struct EdgeCtx {
     client_ip: Option<IpAddr>,
     /// First rewrite of a manifest version: (key, input, output), compared at the end to learn
     /// whether the manifest has anything to rewrite.
-    clean_probe: Option<(String, Vec<u8>, Vec<u8>)>,
+    clean_probe: Option<(ManifestVersion, Vec<u8>, Vec<u8>)>,
     /// The request is going to a parent edge.
     via_parent: bool,
     /// A parent could not be reached: the retry goes to origin.
@@ -228,9 +228,12 @@ pub(crate) struct Edge {
     trusted_proxies: TrustedProxies,
     /// `[access-log]`, when enabled.
     access_log: Option<AccessLog>,
-    /// Manifest versions (`{id}/{path}` + ETag) known to hold no absolute URI of their content:
-    /// served as they are, with their `Content-Length`, no rewriter.
-    clean_manifests: moka::sync::Cache<String, bool>,
+    /// Manifest versions (`{id}/{path}` + ETag, see [`ManifestVersions`]) known to hold no
+    /// absolute URI of their content: served as they are, with their `Content-Length`, no
+    /// rewriter.
+    clean_manifests: moka::sync::Cache<ManifestVersion, bool>,
+    /// How a manifest version becomes its key in `clean_manifests`.
+    manifest_versions: ManifestVersions,
     /// Source of request ids (unique within the process; enough to tie log lines together).
     next_request_id: AtomicU64,
     /// Whether spans are exported (`log.otlp-endpoint`): then every request gets an INFO span;
@@ -257,6 +260,7 @@ impl Edge {
             trusted_proxies: TrustedProxies::default(),
             access_log: None,
             clean_manifests: moka::sync::Cache::new(100_000),
+            manifest_versions: ManifestVersions::default(),
             tokens,
             origin,
             metrics,
@@ -394,7 +398,9 @@ impl Edge {
                 .get(header::ETAG)
                 .and_then(|e| e.to_str().ok())
                 .is_some_and(|etag| {
-                    self.clean_manifests.get(&manifest_version(object, etag)) == Some(true)
+                    self.clean_manifests
+                        .get(&self.manifest_versions.of(object, etag))
+                        == Some(true)
                 });
             if !clean {
                 return Ok(false);
@@ -520,10 +526,9 @@ impl ProxyHttp for Edge {
             request_span!(debug_span)
         };
         let trace = TraceContext::continue_or_start(incoming, &ctx.span);
-        if !ctx.span.is_disabled() {
-            ctx.span
-                .record("trace_id", tracing::field::display(trace.trace_id_hex()));
-        }
+        // A no-op on a disabled span.
+        ctx.span
+            .record("trace_id", tracing::field::display(trace.trace_id_hex()));
         ctx.trace = Some(trace);
         ctx.cors = self.cors.headers(session.req_header());
         let cors_owned = ctx.cors.clone();
@@ -826,7 +831,7 @@ impl ProxyHttp for Edge {
                     .headers
                     .get(header::ETAG)
                     .and_then(|e| e.to_str().ok())
-                    .map(|etag| manifest_version(object, etag));
+                    .map(|etag| self.manifest_versions.of(object, etag));
                 match version {
                     Some(v) if self.clean_manifests.get(&v) == Some(true) => {}
                     version => {
@@ -1071,9 +1076,21 @@ fn plain_get(req: &RequestHeader) -> bool {
         .any(|h| req.headers.contains_key(h))
 }
 
-/// The key of a manifest version in `clean_manifests`.
-fn manifest_version(object: &ObjectRef, etag: &str) -> String {
-    format!("{}/{}\n{etag}", object.content_id(), object.path())
+/// A manifest version (`{id}/{path}` + ETag) as 128 bits: two SipHash-1-3 digests under keys
+/// drawn at start-up, so no allocation per hot manifest hit and no collision a client can aim
+/// at (a chance collision, about 2^-128 per pair, could only skip a token rewrite).
+type ManifestVersion = u128;
+
+/// The two keyed hashers behind [`ManifestVersion`].
+#[derive(Debug, Default)]
+struct ManifestVersions(std::hash::RandomState, std::hash::RandomState);
+
+impl ManifestVersions {
+    fn of(&self, object: &ObjectRef, etag: &str) -> ManifestVersion {
+        use std::hash::BuildHasher;
+        let parts = (object.content_id(), object.path(), etag);
+        (u128::from(self.0.hash_one(parts)) << 64) | u128::from(self.1.hash_one(parts))
+    }
 }
 
 /// The playback token a player path carries: in the path, or the content's cookie (`""` when
@@ -1082,5 +1099,37 @@ fn player_token<'a>(req: &'a pingora::http::RequestHeader, player: &PlayerPath<'
     match player {
         PlayerPath::Token(g) => g.token,
         PlayerPath::Cookie(g) => grant::play_cookie_value(req, g.content_id).unwrap_or(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(path: &str) -> ObjectRef {
+        ObjectRef::from_gated(&token_gate::GatedPath::parse(path).unwrap().unwrap())
+    }
+
+    #[test]
+    fn a_manifest_version_is_its_object_and_etag_and_nothing_else() {
+        let versions = ManifestVersions::default();
+        let master = object("/p/TOKEN/c1/master.m3u8");
+        let v = versions.of(&master, "\"e1\"");
+        // The token is not part of it; the same object and ETag give the same key.
+        assert_eq!(versions.of(&object("/p/OTHER/c1/master.m3u8"), "\"e1\""), v);
+        // Another ETag, path or content is another version.
+        assert_ne!(versions.of(&master, "\"e2\""), v);
+        assert_ne!(
+            versions.of(&object("/p/TOKEN/c1/720p/index.m3u8"), "\"e1\""),
+            v
+        );
+        assert_ne!(versions.of(&object("/p/TOKEN/c2/master.m3u8"), "\"e1\""), v);
+        // Field boundaries count: ("c1", "ab.m3u8") is not ("c1a", "b.m3u8").
+        assert_ne!(
+            versions.of(&object("/p/TOKEN/c1/ab.m3u8"), "x"),
+            versions.of(&object("/p/TOKEN/c1a/b.m3u8"), "x")
+        );
+        // Keys are drawn per process: another edge's keys give other values.
+        assert_ne!(ManifestVersions::default().of(&master, "\"e1\""), v);
     }
 }

@@ -87,7 +87,9 @@ impl ConnectionCap {
         if stream.selected_alpn_proto() == Some(ALPN::H2) {
             return;
         }
-        let mut head = [0u8; 4096];
+        // On the heap: a stack array held across the await would be part of every
+        // connection's future, refused or not (4 KiB each, measured with heaptrack).
+        let mut head = vec![0u8; 4096];
         let _ = tokio::time::timeout(REFUSAL_READ, stream.read(&mut head)).await;
         let _ = tokio::time::timeout(REFUSAL_READ, async {
             stream.write_all(over_capacity().as_bytes()).await?;
