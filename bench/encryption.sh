@@ -33,7 +33,7 @@ command -v wrk >/dev/null || {
 rounds=()
 for r in $(seq 1 "$ROUNDS"); do
   for e in none cenc; do
-    read -r id job ff < <(package "$e")
+    read -r id job ff _ _ < <(package "$e")
     log "round $r, $e: job ${job}s, ffmpeg ${ff}s ($id)"
     rounds+=("{\"round\":$r,\"encryption\":\"$e\",\"job_s\":$job,\"ffmpeg_s\":$ff}")
     [ "$e" = cenc ] && enc_id=$id

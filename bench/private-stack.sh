@@ -54,10 +54,30 @@ metric_sum() { # metric name: its _sum on the transcoder's page
   curl -fsS "$TRANSCODER_METRICS_URL/metrics" | awk -v m="$1_sum" '$1==m {print $2}'
 }
 
-# Uploads the clip as a new content (encryption $1) and waits for it; prints "id job_s ffmpeg_s".
+# CPU seconds the stack's own processes (not the transcoder's FFmpeg children) have used, by
+# service: "name seconds" lines. What they take during a job is taken from FFmpeg's two cores.
+stack_cpu() {
+  local f name
+  for f in "$STACK_DIR"/run/*.pid; do
+    name=$(basename "$f" .pid)
+    awk -v n="$name" -v hz="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); print n, ($12 + $13) / hz }' \
+      "/proc/$(cat "$f")/stat" 2>/dev/null || true
+  done
+}
+
+phase_sums() { # the transcoder's per-phase _sum lines as "phase seconds", one per line
+  curl -fsS "$TRANSCODER_METRICS_URL/metrics" \
+    | awk '$1 ~ /^streamgate_transcoder_phase_seconds_sum\{phase="/ { split($1, p, "\""); print p[2], $2 }'
+}
+
+# Uploads the clip as a new content (encryption $1) and waits for it; prints "id job_s ffmpeg_s
+# phases stack_cpu": phases a JSON object of this job's seconds per phase (download, probe,
+# encode, package, artwork, upload), stack_cpu one of the CPU seconds each stack service used
+# meanwhile, both without spaces.
 package() {
-  local id loc status job0 ff0 job1 ff1 meta
+  local id loc status job0 ff0 job1 ff1 meta ph0 ph1 cpu0 cpu1
   job0=$(metric_sum streamgate_transcoder_job_duration_seconds); ff0=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
+  ph0=$(phase_sums); cpu0=$(stack_cpu)
   id=$(curl -fsS -X POST "$ORIGIN_URL/v1/contents" -H "Authorization: Bearer $creator" \
     -H 'content-type: application/json' \
     -d "{\"title\":\"bench $1\",\"policy\":$policy,\"encryption\":\"$1\"}" \
@@ -83,7 +103,18 @@ package() {
     sleep 0.1
   done
   ff1=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
-  echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))")"
+  ph1=$(phase_sums); cpu1=$(stack_cpu)
+  echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))") $(python3 -c '
+import json, sys
+before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
+after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
+print(json.dumps({k: round(float(v) - float(before.get(k, 0)), 3) for k, v in after.items()}, separators=(",", ":")))
+' "$ph0" "$ph1") $(python3 -c '
+import json, sys
+before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
+after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
+print(json.dumps({k: round(float(v) - float(before.get(k, 0)), 3) for k, v in after.items()}, separators=(",", ":")))
+' "$cpu0" "$cpu1")"
 }
 
 # wrk on URL (extra wrk arguments after it: -H, -s) with BENCH_CONNECTIONS and BENCH_DURATION;

@@ -40,7 +40,7 @@ use tokio::{net::TcpListener, sync::watch};
 pub use error::Error;
 pub use ladder::{Variant, plan};
 pub use manifest::{MasterVariant, extinf_total, master_variants, playlist_uris};
-pub use package::{Encrypt, Package, transcode, transcode_with};
+pub use package::{Encrypt, Package, Phases, transcode, transcode_with};
 pub use probe::{AudioStream, MAX_AUDIO_STREAMS, SourceInfo, probe};
 
 /// Runs the transcoder until SIGTERM or ctrl-c.

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use prometheus::{Histogram, IntCounter, IntCounterVec};
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
 use streamgate_telemetry::{CONTENT_TYPE, Registry};
 use tokio::{net::TcpListener, sync::watch};
 
@@ -23,6 +23,9 @@ pub(crate) struct Metrics {
     pub(crate) job_seconds: Histogram,
     /// Wall time of FFmpeg runs.
     pub(crate) ffmpeg_seconds: Histogram,
+    /// Wall time of each step of a job, by `phase`: `download`, `probe`, `encode`, `package`,
+    /// `artwork`, `upload`.
+    pub(crate) phase_seconds: HistogramVec,
     /// Bytes uploaded to S3.
     pub(crate) bytes_uploaded: IntCounter,
     /// Jobs taken over from another consumer by `XAUTOCLAIM`.
@@ -61,6 +64,12 @@ impl Metrics {
                 "streamgate_transcoder_ffmpeg_seconds",
                 "ffmpeg wall time",
                 &buckets,
+            )?,
+            phase_seconds: registry.histogram_vec(
+                "streamgate_transcoder_phase_seconds",
+                "job step wall time, by phase",
+                &["phase"],
+                &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1800.0],
             )?,
             bytes_uploaded: registry.counter(
                 "streamgate_transcoder_uploaded_bytes_total",

@@ -20,6 +20,7 @@
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
+    time::Instant,
 };
 
 use streamgate_auth::{ContentKey, SampleCipher};
@@ -58,6 +59,34 @@ pub struct Package {
     pub source: SourceInfo,
     /// Poster, storyboard and I-frame playlists.
     pub artwork: Option<Artwork>,
+    /// Where the packaging time went.
+    pub phases: Phases,
+}
+
+/// Wall time of each step of [`transcode_with`], in seconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// ffprobe on the source.
+    pub probe_s: f64,
+    /// The FFmpeg run: every rung, the audio, the poster and thumbnail branches.
+    pub encode_s: f64,
+    /// Moving FFmpeg's output into the package layout, encryption, I-frame playlists, the
+    /// manifest check and the description.
+    pub package_s: f64,
+    /// Tiling the thumbnails into sheets and writing the storyboard.
+    pub artwork_s: f64,
+}
+
+impl Phases {
+    /// Each phase with its name (the `phase` label of `streamgate_transcoder_phase_seconds`).
+    pub fn named(&self) -> [(&'static str, f64); 4] {
+        [
+            ("probe", self.probe_s),
+            ("encode", self.encode_s),
+            ("package", self.package_s),
+            ("artwork", self.artwork_s),
+        ]
+    }
 }
 
 /// Transcodes `source` into a package under `work_dir/package`.
@@ -104,7 +133,9 @@ pub async fn transcode_with(
     cancel: watch::Receiver<bool>,
     encrypt: Option<Encrypt<'_>>,
 ) -> Result<Package, Error> {
+    let started = Instant::now();
     let info = probe::probe(&cfg.ffprobe, source).await?;
+    let probe_s = started.elapsed().as_secs_f64();
     let variants = if info.has_video {
         ladder::plan(ladder, &info)?
     } else {
@@ -148,8 +179,11 @@ pub async fn transcode_with(
         progress,
         cancel,
     };
+    let encoding = Instant::now();
     ffmpeg::run(sup, &plan.args(source, &raw)).await?;
+    let encode_s = encoding.elapsed().as_secs_f64();
 
+    let packaging = Instant::now();
     let dir = work_dir.join("package");
     let folders = folders(&variants, &audio_outs);
     restructure(&raw, &dir, &folders, &audio_outs).await?;
@@ -171,6 +205,8 @@ pub async fn transcode_with(
     }
     manifest::verify(&dir, MPD, MASTER).await?;
     let mut pkg = describe(dir, &variants, &audio_outs, info).await?;
+    let package_s = packaging.elapsed().as_secs_f64();
+    let tiling = Instant::now();
     if let Some(art) = &plan.artwork {
         pkg.artwork = Some(
             artwork::finish(
@@ -184,6 +220,19 @@ pub async fn transcode_with(
             .await?,
         );
     }
+    pkg.phases = Phases {
+        probe_s,
+        encode_s,
+        package_s,
+        artwork_s: tiling.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        probe_s,
+        encode_s,
+        package_s,
+        artwork_s = pkg.phases.artwork_s,
+        "packaged"
+    );
     Ok(pkg)
 }
 
@@ -343,6 +392,7 @@ async fn describe(
         has_audio: !audio.is_empty(),
         source,
         artwork: None,
+        phases: Phases::default(),
     })
 }
 

@@ -175,10 +175,12 @@ impl Worker {
         let source = work.path().join("source");
         let bucket = &self.cfg.s3.bucket;
         let mut stop = cancel.clone();
+        let downloading = Instant::now();
         let bytes = tokio::select! {
             r = storage::download(&self.s3, bucket, &job.source_key, &source) => r?,
             true = async { stop.wait_for(|c| *c).await.is_ok() } => return Err(Error::Shutdown),
         };
+        self.phase("download", downloading);
         tracing::info!(bytes, "source downloaded");
         let t0 = Instant::now();
         let report = |p: f32| {
@@ -214,7 +216,15 @@ impl Worker {
             .ffmpeg_seconds
             .observe(t0.elapsed().as_secs_f64());
         let pkg = pkg?;
+        for (phase, seconds) in pkg.phases.named() {
+            self.metrics
+                .phase_seconds
+                .with_label_values(&[phase])
+                .observe(seconds);
+        }
+        let uploading = Instant::now();
         let uploaded = storage::publish(&self.s3, bucket, &job.content_id, &pkg.dir).await?;
+        self.phase("upload", uploading);
         self.metrics.bytes_uploaded.inc_by(uploaded);
         Ok((pkg, uploaded))
     }
@@ -300,6 +310,14 @@ impl Worker {
     }
 
     /// Emits progress events at most every [`PROGRESS_EVERY`], when the value has changed.
+    /// Records the wall time of a job step since `started`.
+    fn phase(&self, phase: &str, started: Instant) {
+        self.metrics
+            .phase_seconds
+            .with_label_values(&[phase])
+            .observe(started.elapsed().as_secs_f64());
+    }
+
     async fn report(self, content_id: String, mut rx: watch::Receiver<Option<f32>>) {
         let mut last = None;
         loop {

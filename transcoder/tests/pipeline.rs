@@ -137,6 +137,10 @@ async fn landscape_with_audio() {
     assert!(*progress.last().unwrap() > 90.0, "{progress:?}");
     let audio = read(&pkg.dir, "audio/index.m3u8");
     assert!(playlist_uris(&audio).len() > 1);
+    // Every step ran and was timed (the job's `streamgate_transcoder_phase_seconds`).
+    for (phase, s) in pkg.phases.named() {
+        assert!(s.is_finite() && s > 0.0, "{phase}: {s}");
+    }
 }
 
 #[tokio::test]
