@@ -70,6 +70,14 @@ phase_sums() { # the transcoder's per-phase _sum lines as "phase seconds", one p
     | awk '$1 ~ /^streamgate_transcoder_phase_seconds_sum\{phase="/ { split($1, p, "\""); print p[2], $2 }'
 }
 
+deltas() { # two "name value" listings, before and after: {"name": after - before, ...} in one word
+  python3 -c '
+import json, sys
+before, after = (dict(l.split() for l in a.splitlines() if l.strip()) for a in sys.argv[1:3])
+print(json.dumps({k: round(float(v) - float(before.get(k, 0)), 3) for k, v in after.items()}, separators=(",", ":")))
+' "$1" "$2"
+}
+
 # Uploads the clip as a new content (encryption $1) and waits for it; prints "id job_s ffmpeg_s
 # phases stack_cpu": phases a JSON object of this job's seconds per phase (download, probe,
 # encode, package, artwork, upload), stack_cpu one of the CPU seconds each stack service used
@@ -104,17 +112,7 @@ package() {
   done
   ff1=$(metric_sum streamgate_transcoder_ffmpeg_seconds)
   ph1=$(phase_sums); cpu1=$(stack_cpu)
-  echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))") $(python3 -c '
-import json, sys
-before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
-after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
-print(json.dumps({k: round(float(v) - float(before.get(k, 0)), 3) for k, v in after.items()}, separators=(",", ":")))
-' "$ph0" "$ph1") $(python3 -c '
-import json, sys
-before = dict(l.split() for l in sys.argv[1].splitlines() if l.strip())
-after = dict(l.split() for l in sys.argv[2].splitlines() if l.strip())
-print(json.dumps({k: round(float(v) - float(before.get(k, 0)), 3) for k, v in after.items()}, separators=(",", ":")))
-' "$cpu0" "$cpu1")"
+  echo "$id $(python3 -c "print(round($job1-$job0,3), round($ff1-$ff0,3))") $(deltas "$ph0" "$ph1") $(deltas "$cpu0" "$cpu1")"
 }
 
 # wrk on URL (extra wrk arguments after it: -H, -s) with BENCH_CONNECTIONS and BENCH_DURATION;

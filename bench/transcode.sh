@@ -22,10 +22,15 @@ ROUNDS=${BENCH_ROUNDS:-4}
 # The default ladder on a 1280x720, 30 fps source (transcoder/src/ffmpeg.rs, ladder.rs).
 RUNGS=("360p 640 360 800 main" "540p 960 540 1800 high" "720p 1280 720 3000 high")
 
+# The job's artwork plan for this clip (transcoder/src/artwork.rs, Plan::new): a thumbnail every
+# ceil(seconds / 100) s (1..10), the poster a tenth in (at most 5 s) at 30 fps.
+THUMB_INTERVAL=$(python3 -c "import math; print(min(10, max(1, math.ceil($CLIP_SECONDS / 100))))")
+POSTER_FRAME=$(python3 -c "print(int(min($CLIP_SECONDS * 0.1, 5.0) * 30))")
+
 # The bare command for the given rungs (indices into RUNGS) and the audio, into directory $1.
 # With $2 = 1 it also makes the job's artwork in the same run, as the job does (two more
-# branches of the split: a 160x90 thumbnail every second and the poster, frame 60 at 720p,
-# both mjpeg; transcoder/src/artwork.rs for a 20 s source), to tell that cost from the rest.
+# branches of the split: 160x90 thumbnails every THUMB_INTERVAL s and the poster, frame
+# POSTER_FRAME at 720p, both mjpeg), to tell that cost from the rest.
 bare() {
   local out=$1 art=$2; shift 2
   local splits=$# graph maps=() codec=() extra=() i=0 r name w h k profile
@@ -42,8 +47,8 @@ bare() {
   done
   rm -rf "$out"; mkdir -p "$out"
   if [ "$art" = 1 ]; then
-    graph+=";[s$i]fps=1/1,scale=w=160:h=90,setsar=1,format=yuvj420p[thumbs]"
-    graph+=";[s$((i + 1))]select=eq(n\\,60),scale=w=1280:h=720,setsar=1,format=yuvj420p[poster]"
+    graph+=";[s$i]fps=1/$THUMB_INTERVAL,scale=w=160:h=90,setsar=1,format=yuvj420p[thumbs]"
+    graph+=";[s$((i + 1))]select=eq(n\\,$POSTER_FRAME),scale=w=1280:h=720,setsar=1,format=yuvj420p[poster]"
     mkdir -p "$out/art"
     extra=(-map "[thumbs]" -c:v mjpeg -q:v 5 -f image2 "$out/art/t-%05d.jpg"
       -map "[poster]" -c:v mjpeg -q:v 3 -frames:v 1 -update 1 -f image2 "$out/art/poster.jpg")
